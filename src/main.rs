@@ -1,0 +1,99 @@
+//! The `workbench` command.
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use workbench::config::{Cli, Command, KeysCommand, LogFormat, UsersCommand};
+use workbench::database::{self, Database};
+use workbench::Settings;
+use workbench_api::secrets::Sealer;
+use workbench_api::tenancy;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let serve_args = match &cli.command {
+        Command::Serve(args) => Some(args),
+        _ => None,
+    };
+    let settings = Settings::resolve(&cli.global, serve_args)?;
+    init_tracing(settings.log_format);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(run(cli.command, settings))
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(_) => serve(settings).await,
+        Command::Migrate => {
+            let db = Database::open(&settings, 2).await?;
+            db.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Create { project, json }) => {
+            let db = Database::open(&settings, 2).await?;
+            let sealer = Sealer::new(database::load_master_key(&settings.data_dir)?);
+            database::check_master_key(&db.pool, &sealer).await?;
+            tenancy::bootstrap(&db.pool, &sealer).await?;
+            let key = tenancy::create_key(&db.pool, &sealer, project.as_deref()).await;
+            db.close().await;
+            let key = key?;
+            if json {
+                println!("{}", serde_json::to_string(&key)?);
+            } else {
+                println!("AK:         {}\nSK:         {}\nproject_id: {}", key.ak, key.sk, key.project_id);
+            }
+            Ok(())
+        }
+        Command::Users(UsersCommand::Create { name, password, project, actions }) => {
+            let db = Database::open(&settings, 2).await?;
+            let sealer = Sealer::new(database::load_master_key(&settings.data_dir)?);
+            database::check_master_key(&db.pool, &sealer).await?;
+            tenancy::bootstrap(&db.pool, &sealer).await?;
+            let created =
+                tenancy::create_user(&db.pool, &name, &password, project.as_deref(), &actions).await;
+            db.close().await;
+            let project = created?;
+            println!(
+                "user {name} created in domain {} for project {} ({})",
+                tenancy::DEFAULT_DOMAIN_NAME,
+                project.id,
+                project.name
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let running = workbench::server::start(settings).await?;
+    let stop = running.stopper();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining requests");
+        let _ = stop.send(true);
+    });
+    running.wait().await.context("server")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("WORKBENCH_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

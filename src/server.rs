@@ -1,0 +1,85 @@
+//! Starting and stopping a server: database, bootstrap, HTTP listener, background workers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use workbench_api::secrets::Sealer;
+use workbench_api::{tenancy, ApiConfig, AppState};
+
+use crate::database::{self, Database};
+use crate::Settings;
+
+/// A server that is accepting requests.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub pool: sqlx::PgPool,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, stops the workers and the database.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.context("server task")?
+    }
+
+    /// Resolves when the server stopped on its own (a fatal error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task")?
+    }
+
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+/// Opens the database, bootstraps the first start, binds and starts serving.
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    let max_connections = (settings.workers as u32 + 8).max(10);
+    let db = Database::open(&settings, max_connections).await?;
+    let sealer = Arc::new(Sealer::new(database::load_master_key(&settings.data_dir)?));
+    database::check_master_key(&db.pool, &sealer).await?;
+    if let Some(first) = tenancy::bootstrap(&db.pool, &sealer).await? {
+        let text = serde_json::to_string_pretty(&first)?;
+        let path = database::write_credentials(&settings.data_dir, &text)?;
+        tracing::info!(
+            credentials = %path.display(),
+            project_id = %first.project_id,
+            access_key = %first.key.ak,
+            "first start: created the default project, the admin user and an access key"
+        );
+        eprintln!(
+            "First start: admin credentials and an access key were written to {}",
+            path.display()
+        );
+    }
+
+    let config = ApiConfig {
+        clock_skew: settings.clock_skew,
+        body_limit: settings.body_limit,
+        ..ApiConfig::default()
+    };
+    let state = AppState::new(db.pool.clone(), config, sealer);
+    let app = workbench_api::app(state);
+
+    let listener = tokio::net::TcpListener::bind(settings.bind)
+        .await
+        .with_context(|| format!("binding {}", settings.bind))?;
+    let addr = listener.local_addr()?;
+    let (stop, mut stopped) = watch::channel(false);
+    let pool = db.pool.clone();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        db.close().await;
+        served.context("serving HTTP")
+    });
+    tracing::info!(%addr, "listening");
+    Ok(Running { addr, pool, stop, task })
+}
