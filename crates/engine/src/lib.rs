@@ -1,0 +1,24 @@
+//! Flow definitions, the step-graph executor and the durable run queue.
+//!
+//! [`FlowGraph::parse`] validates a FlowMeta `steps` array once; [`Engine::run`] executes it in
+//! memory, calling connectors from a [`connector_api::Registry`] and handing step records to a
+//! [`Journal`] around external steps. `docs/flows.md` describes the step model and expressions.
+
+mod condition;
+pub mod connectors;
+mod control;
+mod executor;
+mod expr;
+mod journal;
+mod model;
+mod policy;
+mod scope;
+mod validate;
+
+pub use connectors::builtin_registry;
+pub use executor::{
+    ConnectionResolver, Engine, Limits, NoConnections, RunMode, RunOutcome, RunRequest, RunStatus,
+};
+pub use journal::{Journal, JournalError, NullJournal, StepRecord, StepStatus};
+pub use model::{FlowGraph, CONTROL_CONNECTOR};
+pub use validate::{ValidationError, ValidationKind};
