@@ -8,6 +8,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use workbench_api::secrets::Sealer;
 use workbench_api::{tenancy, ApiConfig, AppState};
+use workbench_engine::queue::{self, WorkerConfig};
+use workbench_engine::{Engine, Limits, NoConnections};
 
 use crate::database::{self, Database};
 use crate::Settings;
@@ -63,20 +65,28 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         body_limit: settings.body_limit,
         ..ApiConfig::default()
     };
-    let state = AppState::new(db.pool.clone(), config, sealer);
+    let registry = Arc::new(workbench_engine::builtin_registry());
+    let state = AppState::new(db.pool.clone(), config, sealer, registry.clone());
     let app = workbench_api::app(state);
+    let engine = Arc::new(Engine::new(registry, Arc::new(NoConnections), Limits::default()));
 
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .with_context(|| format!("binding {}", settings.bind))?;
     let addr = listener.local_addr()?;
-    let (stop, mut stopped) = watch::channel(false);
+    let (stop, stopped) = watch::channel(false);
+    let worker_config = WorkerConfig { concurrency: settings.workers, ..WorkerConfig::default() };
+    let workers = queue::start(db.pool.clone(), engine, worker_config, stopped.clone());
     let pool = db.pool.clone();
     let task = tokio::spawn(async move {
+        let mut stopped = stopped;
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        if let Err(e) = workers.await {
+            tracing::warn!(error = %e, "run workers ended abnormally");
+        }
         db.close().await;
         served.context("serving HTTP")
     });

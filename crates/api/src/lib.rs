@@ -17,6 +17,7 @@ pub mod tenancy;
 use std::sync::Arc;
 use std::time::Duration;
 
+use connector_api::Registry;
 use sqlx::PgPool;
 
 use crate::auth::token::TokenKeys;
@@ -66,10 +67,17 @@ pub struct AppState {
     pub sealer: Arc<Sealer>,
     pub tokens: Arc<TokenKeys>,
     pub keys: Arc<KeyCache>,
+    /// The connectors flows may use, for validation at save time.
+    pub registry: Arc<Registry>,
 }
 
 impl AppState {
-    pub fn new(db: PgPool, config: ApiConfig, sealer: Arc<Sealer>) -> Self {
+    pub fn new(
+        db: PgPool,
+        config: ApiConfig,
+        sealer: Arc<Sealer>,
+        registry: Arc<Registry>,
+    ) -> Self {
         let tokens = TokenKeys::new(&sealer.derive("workbench token signing v1"));
         AppState {
             db,
@@ -77,6 +85,7 @@ impl AppState {
             sealer,
             tokens: Arc::new(tokens),
             keys: Arc::default(),
+            registry,
         }
     }
 }

@@ -9,10 +9,15 @@ pub mod connectors;
 mod control;
 mod executor;
 mod expr;
+pub mod flows;
+pub mod history;
 mod journal;
 mod model;
 mod policy;
+pub mod queue;
+pub mod runs;
 mod scope;
+pub mod store;
 mod validate;
 
 pub use connectors::builtin_registry;

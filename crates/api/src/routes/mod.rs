@@ -1,7 +1,10 @@
 //! The router: every MSSI route behind authentication, the public ones (token issuing,
 //! health, metrics, the OpenAPI document) beside them, and the layers every request passes.
 
+mod abm;
+mod flows;
 mod iam;
+mod runs;
 mod system;
 
 use axum::extract::DefaultBodyLimit;
@@ -48,6 +51,9 @@ impl utoipa::Modify for Security {
 pub fn app(state: AppState) -> Router {
     let (mssi, mut doc) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         // Each resource module contributes its routes here.
+        .merge(abm::router())
+        .merge(flows::router())
+        .merge(runs::router())
         .split_for_parts();
     let mssi = mssi.layer(from_fn_with_state(state.clone(), auth::authenticate));
     secure_and_document_errors(&mut doc);

@@ -1,0 +1,246 @@
+//! Saving, reading, enabling and deleting flow definitions (FlowMeta).
+//!
+//! A saved FlowMeta is kept whole, so keys the server does not model round-trip. Fields the
+//! server owns (`id`, `status`, `version`, `type`, times, owner) are kept in columns and written
+//! over the stored JSON when a flow is rendered. Every save validates the step graph and makes
+//! a new version; old versions stay readable and runnable.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use connector_api::Registry;
+use serde_json::{json, Map, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::model::FlowGraph;
+use crate::store::{self, FlowFilter, FlowRow};
+use crate::validate::{ValidationError, ValidationKind};
+
+/// Why a flow operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("flow not found")]
+    NotFound,
+    #[error("flow version {0} does not exist")]
+    VersionNotFound(i32),
+    #[error("a flow named `{0}` already exists in this project")]
+    DuplicateName(String),
+    #[error("the flow is enabled: disable it first")]
+    Enabled,
+    #[error("{0}")]
+    Invalid(String),
+    /// The step graph breaks rules; every broken rule is listed.
+    #[error("{}", join(.0))]
+    Graph(Vec<ValidationError>),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+fn join(errors: &[ValidationError]) -> String {
+    errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ")
+}
+
+impl FlowError {
+    /// The kind of the first graph rule broken, to pick an error code.
+    pub fn graph_kind(&self) -> Option<ValidationKind> {
+        match self {
+            FlowError::Graph(errors) => errors.first().map(|e| e.kind),
+            _ => None,
+        }
+    }
+}
+
+/// Who saves a flow.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub project_id: String,
+    pub domain_id: String,
+    pub user_id: String,
+}
+
+/// What F1 and F2 answer.
+#[derive(Debug, Clone)]
+pub struct FlowChange {
+    pub flow_id: Uuid,
+    pub webhook: String,
+}
+
+/// The `type` of a flow, derived from its trigger.
+fn flow_type(graph: &FlowGraph) -> &'static str {
+    match (graph.trigger_connector(), graph.trigger_type()) {
+        ("ManualTrigger", _) | (_, Some("instant")) => "instant",
+        (_, Some("schedule")) => "scheduled",
+        (_, Some("http")) => "api",
+        _ => "automated",
+    }
+}
+
+/// Checks a FlowMeta body and prepares what is stored: the body with its derived `type`.
+fn prepare(body: Value, registry: &Registry) -> Result<(String, Value), FlowError> {
+    let Value::Object(mut meta) = body else {
+        return Err(FlowError::Invalid("the flow must be a JSON object".into()));
+    };
+    let name = match meta.get("name") {
+        Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 255 => n.clone(),
+        _ => {
+            return Err(FlowError::Invalid("`name` must be a string of 1 to 255 characters".into()))
+        }
+    };
+    let steps = meta.get("steps").cloned().unwrap_or_else(|| json!([]));
+    let graph = FlowGraph::parse(&steps, registry).map_err(FlowError::Graph)?;
+    meta.insert("type".into(), Value::String(flow_type(&graph).into()));
+    for owned in ["id", "status", "version", "creatd_time", "created_time", "updated_time"] {
+        meta.remove(owned);
+    }
+    Ok((name, Value::Object(meta)))
+}
+
+fn unique_name(name: &str) -> impl FnOnce(sqlx::Error) -> FlowError + '_ {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.constraint() == Some("flows_name_key") => {
+            FlowError::DuplicateName(name.to_owned())
+        }
+        _ => FlowError::Database(e),
+    }
+}
+
+pub async fn create(
+    db: &PgPool,
+    registry: &Registry,
+    owner: &Owner,
+    body: Value,
+) -> Result<FlowChange, FlowError> {
+    let (name, mut definition) = prepare(body, registry)?;
+    if let Some(meta) = definition.as_object_mut() {
+        meta.insert("domain_id".into(), json!(owner.domain_id));
+        meta.insert("user_id".into(), json!(owner.user_id));
+    }
+    let now = Utc::now();
+    let row = FlowRow {
+        id: Uuid::new_v4(),
+        project_id: owner.project_id.clone(),
+        name,
+        status: "disable".into(),
+        version: 1,
+        webhook: Uuid::new_v4().simple().to_string(),
+        definition,
+        created_at: now,
+        updated_at: now,
+    };
+    let mut tx = db.begin().await?;
+    store::insert_flow(&mut tx, &row).await.map_err(unique_name(&row.name))?;
+    tx.commit().await?;
+    Ok(FlowChange { flow_id: row.id, webhook: row.webhook })
+}
+
+pub async fn update(
+    db: &PgPool,
+    registry: &Registry,
+    project_id: &str,
+    flow_id: Uuid,
+    body: Value,
+) -> Result<FlowChange, FlowError> {
+    let (name, mut definition) = prepare(body, registry)?;
+    let mut tx = db.begin().await?;
+    let mut row =
+        store::find_flow(&mut *tx, project_id, flow_id, true).await?.ok_or(FlowError::NotFound)?;
+    if let (Some(new), Some(old)) = (definition.as_object_mut(), row.definition.as_object()) {
+        for kept in ["domain_id", "user_id"] {
+            if let Some(v) = old.get(kept) {
+                new.insert(kept.into(), v.clone());
+            }
+        }
+    }
+    row.name = name;
+    row.version += 1;
+    row.definition = definition;
+    row.updated_at = Utc::now();
+    store::update_flow(&mut tx, &row).await.map_err(unique_name(&row.name))?;
+    tx.commit().await?;
+    Ok(FlowChange { flow_id: row.id, webhook: row.webhook })
+}
+
+pub async fn delete(db: &PgPool, project_id: &str, flow_id: Uuid) -> Result<(), FlowError> {
+    let mut tx = db.begin().await?;
+    let row =
+        store::find_flow(&mut *tx, project_id, flow_id, true).await?.ok_or(FlowError::NotFound)?;
+    if row.status == "enable" {
+        return Err(FlowError::Enabled);
+    }
+    store::delete_flow(&mut *tx, flow_id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Enables or disables a flow; both are idempotent.
+pub async fn set_enabled(
+    db: &PgPool,
+    project_id: &str,
+    flow_id: Uuid,
+    enabled: bool,
+) -> Result<(), FlowError> {
+    let status = if enabled { "enable" } else { "disable" };
+    if store::set_flow_status(db, project_id, flow_id, status).await? {
+        Ok(())
+    } else {
+        Err(FlowError::NotFound)
+    }
+}
+
+/// A flow rendered as FlowMeta, at its latest version or at `version`.
+pub async fn get(
+    db: &PgPool,
+    project_id: &str,
+    flow_id: Uuid,
+    version: Option<i32>,
+) -> Result<Value, FlowError> {
+    let mut row =
+        store::find_flow(db, project_id, flow_id, false).await?.ok_or(FlowError::NotFound)?;
+    if let Some(v) = version.filter(|v| *v != row.version) {
+        let (definition, saved_at) =
+            store::find_version(db, flow_id, v).await?.ok_or(FlowError::VersionNotFound(v))?;
+        row.definition = definition;
+        row.version = v;
+        row.updated_at = saved_at;
+    }
+    Ok(render(row))
+}
+
+/// A page of flows rendered as FlowMeta, with the total count.
+pub async fn list(
+    db: &PgPool,
+    project_id: &str,
+    filter: &FlowFilter,
+) -> Result<(i64, Vec<Value>), FlowError> {
+    let (total, rows) = store::list_flows(db, project_id, filter).await?;
+    Ok((total, rows.into_iter().map(render).collect()))
+}
+
+fn iso(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The stored FlowMeta with the server-owned fields written over it.
+pub fn render(row: FlowRow) -> Value {
+    let mut meta = match row.definition {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let owned = [
+        ("id", json!(row.id)),
+        ("name", json!(row.name)),
+        ("status", json!(row.status)),
+        ("version", json!(row.version.to_string())),
+        ("webhook", json!(row.webhook)),
+        ("project_id", json!(row.project_id)),
+        ("creatd_time", json!(iso(row.created_at))),
+        ("created_time", json!(iso(row.created_at))),
+        ("updated_time", json!(iso(row.updated_at))),
+        ("is_valid", json!(true)),
+    ];
+    for (key, value) in owned {
+        meta.insert(key.into(), value);
+    }
+    meta.entry("steps").or_insert_with(|| json!([]));
+    meta.entry("dev_status").or_insert_with(|| json!("draft"));
+    Value::Object(meta)
+}

@@ -1,0 +1,331 @@
+//! The run workers of one process: claim queued runs from PostgreSQL, execute them, record
+//! the outcome.
+//!
+//! One dispatcher per process claims runs with `FOR UPDATE SKIP LOCKED` (so any number of
+//! processes can share the queue), up to the number of free execution slots, and sleeps on
+//! `LISTEN` until a run is queued; a slow poll only recovers runs whose worker died (their
+//! lease expired). A heartbeat extends the leases of the runs being executed. A resumed run
+//! replays the step records its previous worker made durable and continues after them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::executor::{Engine, RunRequest, RunStatus};
+use crate::journal::{Journal, JournalError, StepRecord};
+use crate::model::FlowGraph;
+use crate::runs::parse_mode;
+use crate::store::{self, ClaimedRun};
+
+/// How the workers of a process behave.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Runs executed at once by this process.
+    pub concurrency: usize,
+    /// How long a claimed run stays ours without a heartbeat.
+    pub lease: Duration,
+    /// How often an idle dispatcher looks for runs whose lease expired.
+    pub poll: Duration,
+    /// How long a stopping process lets running runs finish before handing them back.
+    pub grace: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 4,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_secs(5),
+            grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Starts the dispatcher; it returns once `stop` turns true and in-flight runs are settled.
+pub fn start(
+    db: PgPool,
+    engine: Arc<Engine>,
+    config: WorkerConfig,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let dispatcher = Dispatcher {
+        db,
+        engine,
+        owner: Uuid::new_v4(),
+        slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
+        freed: Arc::new(Notify::new()),
+        graphs: Arc::default(),
+        config,
+    };
+    tokio::spawn(dispatcher.run(stop))
+}
+
+struct Dispatcher {
+    db: PgPool,
+    engine: Arc<Engine>,
+    owner: Uuid,
+    slots: Arc<Semaphore>,
+    freed: Arc<Notify>,
+    graphs: Arc<GraphCache>,
+    config: WorkerConfig,
+}
+
+impl Dispatcher {
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut listener = self.listen().await;
+        let mut tasks = JoinSet::new();
+        let heartbeat = tokio::spawn(heartbeat(self.db.clone(), self.owner, self.config.lease));
+        tracing::info!(worker = %self.owner, concurrency = self.config.concurrency, "workers up");
+
+        while !*stop.borrow() {
+            let claimed = self.claim().await;
+            let full = claimed.len() == self.slots.available_permits() && !claimed.is_empty();
+            for run in claimed {
+                let permit = self.slots.clone().acquire_owned().await.expect("semaphore open");
+                let ctx = self.context();
+                let freed = self.freed.clone();
+                tasks.spawn(async move {
+                    ctx.execute_guarded(run).await;
+                    drop(permit);
+                    freed.notify_one();
+                });
+            }
+            while tasks.try_join_next().is_some() {}
+            if full {
+                continue;
+            }
+            tokio::select! {
+                _ = wait_notification(&mut listener, self.config.poll) => {}
+                _ = self.freed.notified() => {}
+                _ = stop.changed() => {}
+            }
+        }
+
+        // Give running runs a moment, then hand the rest back to other workers at once.
+        let drained = tokio::time::timeout(self.config.grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        heartbeat.abort();
+        match store::release_leases(&self.db, self.owner).await {
+            Ok(n) if n > 0 => tracing::info!(runs = n, "handed unfinished runs back to the queue"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not release run leases"),
+        }
+        tracing::info!(worker = %self.owner, "workers stopped");
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let mut listener = PgListener::connect_with(&self.db).await.ok()?;
+        listener.listen(store::RUNS_CHANNEL).await.ok()?;
+        Some(listener)
+    }
+
+    async fn claim(&self) -> Vec<ClaimedRun> {
+        let free = self.slots.available_permits();
+        if free == 0 {
+            return Vec::new();
+        }
+        let lease = self.config.lease.as_secs_f64();
+        match store::claim_runs(&self.db, self.owner, lease, free as i64).await {
+            Ok(runs) => runs,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming runs failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Vec::new()
+            }
+        }
+    }
+
+    fn context(&self) -> RunContext {
+        RunContext {
+            db: self.db.clone(),
+            engine: self.engine.clone(),
+            owner: self.owner,
+            graphs: self.graphs.clone(),
+        }
+    }
+}
+
+/// Waits for a queued-run notification, or `poll` at most. Without a listener (it could not
+/// connect) this is a plain poll.
+async fn wait_notification(listener: &mut Option<PgListener>, poll: Duration) {
+    let Some(l) = listener else {
+        tokio::time::sleep(poll).await;
+        return;
+    };
+    match tokio::time::timeout(poll, l.recv()).await {
+        Ok(Ok(_)) | Err(_) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "run notifications interrupted");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+async fn heartbeat(db: PgPool, owner: Uuid, lease: Duration) {
+    let mut tick = tokio::time::interval(lease / 3);
+    loop {
+        tick.tick().await;
+        if let Err(e) = store::renew_leases(&db, owner, lease.as_secs_f64()).await {
+            tracing::warn!(error = %e, "renewing run leases failed");
+        }
+    }
+}
+
+/// Parsed flow versions, shared by the runs of a process.
+#[derive(Default)]
+struct GraphCache {
+    graphs: Mutex<HashMap<(Uuid, i32), Arc<FlowGraph>>>,
+}
+
+impl GraphCache {
+    async fn get(
+        &self,
+        db: &PgPool,
+        engine: &Engine,
+        flow_id: Uuid,
+        version: i32,
+    ) -> Result<Arc<FlowGraph>, String> {
+        if let Some(graph) = self.graphs.lock().expect("graph cache").get(&(flow_id, version)) {
+            return Ok(graph.clone());
+        }
+        let (definition, _) = store::find_version(db, flow_id, version)
+            .await
+            .map_err(|e| format!("loading the flow failed: {e}"))?
+            .ok_or_else(|| format!("version {version} of the flow no longer exists"))?;
+        let steps = definition.get("steps").cloned().unwrap_or(Value::Array(Vec::new()));
+        let graph = FlowGraph::parse(&steps, engine.registry()).map_err(|errors| {
+            let texts: Vec<_> = errors.iter().map(|e| e.message.as_str()).collect();
+            format!("the flow definition is invalid: {}", texts.join("; "))
+        })?;
+        let graph = Arc::new(graph);
+        let mut graphs = self.graphs.lock().expect("graph cache");
+        if graphs.len() >= 1024 {
+            graphs.clear();
+        }
+        graphs.insert((flow_id, version), graph.clone());
+        Ok(graph)
+    }
+}
+
+#[derive(Clone)]
+struct RunContext {
+    db: PgPool,
+    engine: Arc<Engine>,
+    owner: Uuid,
+    graphs: Arc<GraphCache>,
+}
+
+impl RunContext {
+    /// Executes a run; a panic inside it fails the run instead of leaving it leased forever.
+    async fn execute_guarded(&self, run: ClaimedRun) {
+        let id = run.id;
+        let this = self.clone();
+        if let Err(e) = tokio::spawn(async move { this.execute(run).await }).await {
+            if e.is_cancelled() {
+                return;
+            }
+            tracing::error!(run = %id, "run execution panicked");
+            let _ =
+                store::finish_run(&self.db, id, self.owner, false, Some("internal error")).await;
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(run = %run.id, flow = %run.flow_id))]
+    async fn execute(&self, run: ClaimedRun) {
+        let graph =
+            match self.graphs.get(&self.db, &self.engine, run.flow_id, run.flow_version).await {
+                Ok(graph) => graph,
+                Err(message) => {
+                    self.finish(run.id, RunStatus::Fail, Some(message), Vec::new()).await;
+                    return;
+                }
+            };
+        let completed = if run.claims > 1 {
+            match store::load_steps(&self.db, run.id).await {
+                Ok(records) => records.into_iter().map(|r| (r.step_key.clone(), r)).collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "loading the checkpoint failed; retrying later");
+                    return;
+                }
+            }
+        } else {
+            HashMap::new()
+        };
+        if !completed.is_empty() {
+            tracing::info!(steps = completed.len(), "resuming run after its worker stopped");
+        }
+        let request = RunRequest {
+            run_id: run.id,
+            flow_id: run.flow_id,
+            project_id: run.project_id,
+            flow: graph,
+            input: run.input.unwrap_or(Value::Null),
+            mode: parse_mode(&run.run_model).unwrap_or(crate::executor::RunMode::Manual),
+            completed,
+        };
+        let journal = PgJournal { db: self.db.clone(), run_id: run.id, owner: self.owner };
+        let outcome = self.engine.run(request, &journal).await;
+        self.finish(run.id, outcome.status, outcome.message, outcome.pending).await;
+    }
+
+    /// Commits the last records and the final status together, if the run is still ours.
+    async fn finish(
+        &self,
+        run_id: Uuid,
+        status: RunStatus,
+        message: Option<String>,
+        pending: Vec<StepRecord>,
+    ) {
+        let result: sqlx::Result<bool> = async {
+            let mut tx = self.db.begin().await?;
+            store::insert_steps(&mut *tx, run_id, &pending).await?;
+            let success = status == RunStatus::Success;
+            let ours = store::finish_run(&mut *tx, run_id, self.owner, success, message.as_deref())
+                .await?;
+            if ours {
+                tx.commit().await?;
+            }
+            Ok(ours)
+        }
+        .await;
+        match result {
+            Ok(true) => tracing::info!(?status, "run finished"),
+            Ok(false) => tracing::warn!("run was taken over by another worker; result dropped"),
+            Err(e) => tracing::warn!(error = %e, "recording the run's end failed"),
+        }
+    }
+}
+
+/// Writes checkpoints of one run, only while this worker still holds its lease.
+struct PgJournal {
+    db: PgPool,
+    run_id: Uuid,
+    owner: Uuid,
+}
+
+#[async_trait]
+impl Journal for PgJournal {
+    async fn checkpoint(&self, records: Vec<StepRecord>) -> Result<(), JournalError> {
+        let write = |e: sqlx::Error| JournalError::Write(e.to_string());
+        let mut tx = self.db.begin().await.map_err(write)?;
+        if !store::holds_lease(&mut *tx, self.run_id, self.owner).await.map_err(write)? {
+            return Err(JournalError::LeaseLost);
+        }
+        store::insert_steps(&mut *tx, self.run_id, &records).await.map_err(write)?;
+        tx.commit().await.map_err(write)
+    }
+}

@@ -1,0 +1,482 @@
+//! SQL for flows, their versions, runs and step records.
+//!
+//! Runtime-checked `sqlx::query` calls rather than compile-time macros, so the workspace builds
+//! without a database; the integration tests execute every statement here. Filters that are
+//! optional are written as `($n IS NULL OR ...)` so each statement stays one fixed text that
+//! PostgreSQL can prepare once.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::journal::{StepRecord, StepStatus};
+
+/// The channel that wakes workers when runs are queued.
+pub const RUNS_CHANNEL: &str = "workbench_runs";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FlowRow {
+    pub id: Uuid,
+    pub project_id: String,
+    pub name: String,
+    pub status: String,
+    pub version: i32,
+    pub webhook: String,
+    pub definition: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const FLOW_COLUMNS: &str =
+    "id, project_id, name, status, version, webhook, definition, created_at, updated_at";
+
+pub async fn insert_flow(db: &mut PgConnection, flow: &FlowRow) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"
+        INSERT INTO flows (id, project_id, name, status, version, webhook, definition,
+                           created_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        "#,
+    )
+    .bind(flow.id)
+    .bind(&flow.project_id)
+    .bind(&flow.name)
+    .bind(&flow.status)
+    .bind(flow.version)
+    .bind(&flow.webhook)
+    .bind(&flow.definition)
+    .bind(flow.created_at)
+    .bind(flow.updated_at)
+    .execute(&mut *db)
+    .await?;
+    insert_version(db, flow).await
+}
+
+/// Replaces the definition with a new version, keeping the old one for `?version=`.
+pub async fn update_flow(db: &mut PgConnection, flow: &FlowRow) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"
+        UPDATE flows SET name = $2, version = $3, definition = $4, updated_at = $5
+        WHERE id = $1
+        "#,
+    )
+    .bind(flow.id)
+    .bind(&flow.name)
+    .bind(flow.version)
+    .bind(&flow.definition)
+    .bind(flow.updated_at)
+    .execute(&mut *db)
+    .await?;
+    insert_version(db, flow).await
+}
+
+async fn insert_version(db: &mut PgConnection, flow: &FlowRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO flow_versions (flow_id, version, definition, created_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(flow.id)
+    .bind(flow.version)
+    .bind(&flow.definition)
+    .bind(flow.updated_at)
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// The flow, locked for update when `lock` is set.
+pub async fn find_flow(
+    db: impl PgExecutor<'_>,
+    project_id: &str,
+    flow_id: Uuid,
+    lock: bool,
+) -> sqlx::Result<Option<FlowRow>> {
+    let sql = format!(
+        "SELECT {FLOW_COLUMNS} FROM flows WHERE id = $1 AND project_id = $2{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    sqlx::query_as(&sql).bind(flow_id).bind(project_id).fetch_optional(db).await
+}
+
+pub async fn find_flow_by_webhook(
+    db: impl PgExecutor<'_>,
+    webhook: &str,
+) -> sqlx::Result<Option<FlowRow>> {
+    let sql = format!("SELECT {FLOW_COLUMNS} FROM flows WHERE webhook = $1");
+    sqlx::query_as(&sql).bind(webhook).fetch_optional(db).await
+}
+
+pub async fn find_version(
+    db: impl PgExecutor<'_>,
+    flow_id: Uuid,
+    version: i32,
+) -> sqlx::Result<Option<(Value, DateTime<Utc>)>> {
+    sqlx::query_as(
+        "SELECT definition, created_at FROM flow_versions WHERE flow_id = $1 AND version = $2",
+    )
+    .bind(flow_id)
+    .bind(version)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn delete_flow(db: impl PgExecutor<'_>, flow_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM flows WHERE id = $1").bind(flow_id).execute(db).await.map(drop)
+}
+
+pub async fn set_flow_status(
+    db: impl PgExecutor<'_>,
+    project_id: &str,
+    flow_id: Uuid,
+    status: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE flows SET status = $3, updated_at = now() WHERE id = $1 AND project_id = $2",
+    )
+    .bind(flow_id)
+    .bind(project_id)
+    .bind(status)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Filters of the flow list.
+#[derive(Debug, Default, Clone)]
+pub struct FlowFilter {
+    pub name: Option<String>,
+    /// The derived flow `type` (`instant`, `scheduled`, `api`, `automated`).
+    pub flow_type: Option<String>,
+    pub ids: Option<Vec<Uuid>>,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+pub async fn list_flows(
+    db: impl PgExecutor<'_> + Copy,
+    project_id: &str,
+    filter: &FlowFilter,
+) -> sqlx::Result<(i64, Vec<FlowRow>)> {
+    let name = filter.name.as_deref().map(like_pattern);
+    let total: i64 = sqlx::query_scalar(
+        r#"
+        SELECT count(*) FROM flows
+        WHERE project_id = $1 AND ($2::text IS NULL OR name ILIKE $2)
+          AND ($3::uuid[] IS NULL OR id = ANY($3))
+          AND ($4::text IS NULL OR definition->>'type' = $4)
+        "#,
+    )
+    .bind(project_id)
+    .bind(&name)
+    .bind(&filter.ids)
+    .bind(&filter.flow_type)
+    .fetch_one(db)
+    .await?;
+    let sql = format!(
+        r#"
+        SELECT {FLOW_COLUMNS} FROM flows
+        WHERE project_id = $1 AND ($2::text IS NULL OR name ILIKE $2)
+          AND ($3::uuid[] IS NULL OR id = ANY($3))
+          AND ($6::text IS NULL OR definition->>'type' = $6)
+        ORDER BY created_at DESC, id
+        OFFSET $4 LIMIT $5
+        "#
+    );
+    let rows = sqlx::query_as(&sql)
+        .bind(project_id)
+        .bind(&name)
+        .bind(&filter.ids)
+        .bind(filter.offset)
+        .bind(filter.limit)
+        .bind(&filter.flow_type)
+        .fetch_all(db)
+        .await?;
+    Ok((total, rows))
+}
+
+/// `%text%` with LIKE's wildcards in `text` taken literally.
+pub fn like_pattern(text: &str) -> String {
+    let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// A run to insert into the queue.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub id: Uuid,
+    pub project_id: String,
+    pub flow_id: Uuid,
+    pub flow_version: i32,
+    pub flow_name: String,
+    pub run_model: String,
+    pub input: Value,
+    pub start_time: DateTime<Utc>,
+}
+
+/// Queues a run, counts it on its flow and wakes the workers, in the caller's transaction.
+pub async fn insert_run(db: &mut PgConnection, run: &NewRun) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"
+        INSERT INTO runs (id, project_id, flow_id, flow_version, flow_name, run_model, status,
+                          input, start_time)
+        VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8)
+        "#,
+    )
+    .bind(run.id)
+    .bind(&run.project_id)
+    .bind(run.flow_id)
+    .bind(run.flow_version)
+    .bind(&run.flow_name)
+    .bind(&run.run_model)
+    .bind(&run.input)
+    .bind(run.start_time)
+    .execute(&mut *db)
+    .await?;
+    sqlx::query(
+        r#"
+        UPDATE flows SET run_count = run_count + 1, last_run_id = $2, last_run_at = $3
+        WHERE id = $1
+        "#,
+    )
+    .bind(run.flow_id)
+    .bind(run.id)
+    .bind(run.start_time)
+    .execute(&mut *db)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, '')").bind(RUNS_CHANNEL).execute(db).await.map(drop)
+}
+
+/// A run claimed by a worker.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedRun {
+    pub id: Uuid,
+    pub project_id: String,
+    pub flow_id: Uuid,
+    pub flow_version: i32,
+    pub run_model: String,
+    pub input: Option<Value>,
+    /// How many times the run has been claimed, this claim included.
+    pub claims: i32,
+}
+
+/// Claims up to `limit` runs: queued ones, and running ones whose worker's lease expired.
+pub async fn claim_runs(
+    db: impl PgExecutor<'_>,
+    owner: Uuid,
+    lease_secs: f64,
+    limit: i64,
+) -> sqlx::Result<Vec<ClaimedRun>> {
+    sqlx::query_as(
+        r#"
+        UPDATE runs r
+        SET status = 'running', lease_owner = $1,
+            lease_until = now() + make_interval(secs => $2), claims = r.claims + 1
+        FROM (
+            SELECT id FROM runs
+            WHERE status = 'queued' OR (status = 'running' AND lease_until < now())
+            ORDER BY start_time
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+        ) due
+        WHERE r.id = due.id
+        RETURNING r.id, r.project_id, r.flow_id, r.flow_version, r.run_model, r.input, r.claims
+        "#,
+    )
+    .bind(owner)
+    .bind(lease_secs)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Extends the leases of every run this worker holds.
+pub async fn renew_leases(
+    db: impl PgExecutor<'_>,
+    owner: Uuid,
+    lease_secs: f64,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        r#"
+        UPDATE runs SET lease_until = now() + make_interval(secs => $2)
+        WHERE lease_owner = $1 AND status = 'running'
+        "#,
+    )
+    .bind(owner)
+    .bind(lease_secs)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Gives the leases of this worker back (clean shutdown), so other workers resume at once.
+pub async fn release_leases(db: impl PgExecutor<'_>, owner: Uuid) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE runs SET lease_until = now() WHERE lease_owner = $1 AND status = 'running'",
+    )
+    .bind(owner)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Whether `owner` still holds the run (no other worker took it over).
+pub async fn holds_lease(db: impl PgExecutor<'_>, run_id: Uuid, owner: Uuid) -> sqlx::Result<bool> {
+    let row: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM runs WHERE id = $1 AND lease_owner = $2 AND status = 'running' \
+         FOR UPDATE",
+    )
+    .bind(run_id)
+    .bind(owner)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Inserts step records in one statement. A key already present (written by an earlier claim)
+/// is kept: records are immutable once durable.
+pub async fn insert_steps(
+    db: impl PgExecutor<'_>,
+    run_id: Uuid,
+    records: &[StepRecord],
+) -> sqlx::Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut keys = Vec::with_capacity(records.len());
+    let mut step_ids = Vec::with_capacity(records.len());
+    let mut seqs = Vec::with_capacity(records.len());
+    let mut statuses = Vec::with_capacity(records.len());
+    let mut attempts = Vec::with_capacity(records.len());
+    let mut costs = Vec::with_capacity(records.len());
+    let mut inputs = Vec::with_capacity(records.len());
+    let mut outputs = Vec::with_capacity(records.len());
+    let mut errors = Vec::with_capacity(records.len());
+    let mut started = Vec::with_capacity(records.len());
+    for r in records {
+        keys.push(r.step_key.as_str());
+        step_ids.push(r.step_id.as_str());
+        seqs.push(r.seq);
+        statuses.push(status_text(r.status));
+        attempts.push(r.attempt);
+        costs.push(r.cost_ms);
+        inputs.push(&r.input);
+        outputs.push(&r.output);
+        errors.push(r.error.as_deref());
+        started.push(r.started_at);
+    }
+    sqlx::query(
+        r#"
+        INSERT INTO run_steps (run_id, step_key, step_id, seq, status, attempt, cost_ms, input,
+                               output, error, started_at)
+        SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::int[], $5::text[], $6::int[],
+                                 $7::bigint[], $8::jsonb[], $9::jsonb[], $10::text[],
+                                 $11::timestamptz[])
+        ON CONFLICT (run_id, step_key) DO NOTHING
+        "#,
+    )
+    .bind(run_id)
+    .bind(keys)
+    .bind(step_ids)
+    .bind(seqs)
+    .bind(statuses)
+    .bind(attempts)
+    .bind(costs)
+    .bind(inputs)
+    .bind(outputs)
+    .bind(errors)
+    .bind(started)
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+fn status_text(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Success => "success",
+        StepStatus::Fail => "fail",
+    }
+}
+
+pub async fn load_steps(db: impl PgExecutor<'_>, run_id: Uuid) -> sqlx::Result<Vec<StepRecord>> {
+    let rows: Vec<StepRow> = sqlx::query_as(
+        r#"
+        SELECT step_key, step_id, seq, status, attempt, cost_ms, input, output, error, started_at
+        FROM run_steps WHERE run_id = $1 ORDER BY seq, step_key
+        "#,
+    )
+    .bind(run_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(StepRow::into_record).collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct StepRow {
+    step_key: String,
+    step_id: String,
+    seq: i32,
+    status: String,
+    attempt: i32,
+    cost_ms: i64,
+    input: Option<Value>,
+    output: Option<Value>,
+    error: Option<String>,
+    started_at: DateTime<Utc>,
+}
+
+impl StepRow {
+    fn into_record(self) -> StepRecord {
+        StepRecord {
+            step_key: self.step_key,
+            step_id: self.step_id,
+            seq: self.seq,
+            status: if self.status == "success" { StepStatus::Success } else { StepStatus::Fail },
+            attempt: self.attempt,
+            cost_ms: self.cost_ms,
+            input: self.input.unwrap_or(Value::Null),
+            output: self.output.unwrap_or(Value::Null),
+            error: self.error,
+            started_at: self.started_at,
+        }
+    }
+}
+
+/// Records a run's end, unless another worker has taken the run over.
+pub async fn finish_run(
+    db: impl PgExecutor<'_>,
+    run_id: Uuid,
+    owner: Uuid,
+    success: bool,
+    message: Option<&str>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        r#"
+        UPDATE runs SET status = $3, message = $4, end_time = now(), lease_owner = NULL,
+                        lease_until = NULL
+        WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+        "#,
+    )
+    .bind(run_id)
+    .bind(owner)
+    .bind(if success { "success" } else { "fail" })
+    .bind(message)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes runs that started before `before`, in bounded batches; returns how many went.
+pub async fn prune_runs(db: impl PgExecutor<'_>, before: DateTime<Utc>) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        r#"
+        DELETE FROM runs WHERE id IN (
+            SELECT id FROM runs WHERE start_time < $1 AND status IN ('success', 'fail')
+            LIMIT 10000)
+        "#,
+    )
+    .bind(before)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
