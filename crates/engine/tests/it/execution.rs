@@ -264,3 +264,13 @@ async fn text_connector_and_transform_need_no_engine_change() {
     assert_eq!(ran.output("shape"), json!({"loud": "ABC", "n": 1}));
     assert_eq!(ran.output("t"), json!({"body": {"s": "abc"}}));
 }
+
+#[test]
+fn run_future_is_send_so_workers_can_spawn_it() {
+    fn assert_send<T: Send>(_: &T) {}
+    let h = Harness::new();
+    let req = h.request(&json!([trigger("t", &[])]), json!({}));
+    let journal = workbench_engine::NullJournal;
+    let run = h.engine.run(req, &journal);
+    assert_send(&run);
+}
