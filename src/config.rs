@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// Run workers per process.
     #[arg(long, env = "WORKBENCH_WORKERS")]
     pub workers: Option<usize>,
+    /// Seconds a run stays with a worker that stopped renewing its lease (a crashed process)
+    /// before another worker resumes it.
+    #[arg(long, env = "WORKBENCH_RUN_LEASE_SECS")]
+    pub run_lease_secs: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +110,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     log_format: Option<LogFormat>,
     workers: Option<usize>,
+    run_lease_secs: Option<u64>,
     clock_skew_secs: Option<u64>,
     body_limit_bytes: Option<usize>,
     history_retention_days: Option<u32>,
@@ -119,6 +124,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
     pub workers: usize,
+    pub run_lease: Duration,
     pub clock_skew: Duration,
     pub body_limit: usize,
     /// Runs older than this many days are pruned; 0 keeps everything.
@@ -133,6 +139,7 @@ impl Default for Settings {
             data_dir: PathBuf::from(".workbench"),
             log_format: LogFormat::Text,
             workers: 4,
+            run_lease: Duration::from_secs(30),
             clock_skew: Duration::from_secs(15 * 60),
             body_limit: 12 * 1024 * 1024,
             history_retention_days: 0,
@@ -158,6 +165,11 @@ impl Settings {
             data_dir: global.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
             log_format: global.log_format.or(file.log_format).unwrap_or(d.log_format),
             workers: serve.workers.or(file.workers).unwrap_or(d.workers),
+            run_lease: serve
+                .run_lease_secs
+                .or(file.run_lease_secs)
+                .map(|s| Duration::from_secs(s.max(1)))
+                .unwrap_or(d.run_lease),
             clock_skew: file.clock_skew_secs.map(Duration::from_secs).unwrap_or(d.clock_skew),
             body_limit: file.body_limit_bytes.unwrap_or(d.body_limit),
             history_retention_days: file.history_retention_days.unwrap_or(0),

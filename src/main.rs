@@ -41,7 +41,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string(&key)?);
             } else {
-                println!("AK:         {}\nSK:         {}\nproject_id: {}", key.ak, key.sk, key.project_id);
+                println!(
+                    "AK:         {}\nSK:         {}\nproject_id: {}",
+                    key.ak, key.sk, key.project_id
+                );
             }
             Ok(())
         }
@@ -51,7 +54,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             database::check_master_key(&db.pool, &sealer).await?;
             tenancy::bootstrap(&db.pool, &sealer).await?;
             let created =
-                tenancy::create_user(&db.pool, &name, &password, project.as_deref(), &actions).await;
+                tenancy::create_user(&db.pool, &name, &password, project.as_deref(), &actions)
+                    .await;
             db.close().await;
             let project = created?;
             println!(

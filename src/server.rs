@@ -75,7 +75,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .with_context(|| format!("binding {}", settings.bind))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let worker_config = WorkerConfig { concurrency: settings.workers, ..WorkerConfig::default() };
+    let worker_config = WorkerConfig {
+        concurrency: settings.workers,
+        lease: settings.run_lease,
+        poll: settings.run_lease.min(WorkerConfig::default().poll),
+        ..WorkerConfig::default()
+    };
     let workers = queue::start(db.pool.clone(), engine, worker_config, stopped.clone());
     let pool = db.pool.clone();
     let task = tokio::spawn(async move {

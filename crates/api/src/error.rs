@@ -91,11 +91,9 @@ impl Code {
             Code::FlowNotExist => ("MSSI.00020001", S::BAD_REQUEST, "flow is not exist"),
             Code::ConnectorNotExist => ("MSSI.00020002", S::BAD_REQUEST, "connector is not exist"),
             Code::ConnectNotExist => ("MSSI.00020003", S::BAD_REQUEST, "connect is not exist"),
-            Code::Forbidden => (
-                "MSSI.00020004",
-                S::FORBIDDEN,
-                "forbidden operation. concat the project owner",
-            ),
+            Code::Forbidden => {
+                ("MSSI.00020004", S::FORBIDDEN, "forbidden operation. concat the project owner")
+            }
             Code::TimeRangeInvalid => (
                 "MSSI.00020005",
                 S::BAD_REQUEST,

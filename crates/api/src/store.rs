@@ -97,10 +97,7 @@ pub async fn insert_domain(db: impl PgExecutor<'_>, id: &str, name: &str) -> sql
         .map(drop)
 }
 
-pub async fn insert_project(
-    db: impl PgExecutor<'_>,
-    project: &ProjectRow,
-) -> sqlx::Result<()> {
+pub async fn insert_project(db: impl PgExecutor<'_>, project: &ProjectRow) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO projects (id, domain_id, name) VALUES ($1, $2, $3)")
         .bind(&project.id)
         .bind(&project.domain_id)

@@ -38,7 +38,10 @@ pub struct NewKey {
 
 impl std::fmt::Debug for NewKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewKey").field("ak", &self.ak).field("project_id", &self.project_id).finish()
+        f.debug_struct("NewKey")
+            .field("ak", &self.ak)
+            .field("project_id", &self.project_id)
+            .finish()
     }
 }
 
@@ -64,9 +67,8 @@ pub async fn bootstrap(db: &PgPool, sealer: &Sealer) -> Result<Option<Bootstrap>
     let mut tx = db.begin().await?;
     // Serialises concurrent first starts on one database.
     sqlx::query("SELECT pg_advisory_xact_lock(7311)").execute(&mut *tx).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM domains)")
-        .fetch_one(&mut *tx)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM domains)").fetch_one(&mut *tx).await?;
     if exists {
         return Ok(None);
     }
@@ -128,7 +130,8 @@ pub async fn create_key(
             .ok_or_else(|| TenancyError::UnknownProject(id.to_owned()))?,
         None => store::default_project(db).await?.ok_or(TenancyError::NoProject)?,
     };
-    let admin = store::domain_admin(db, &project.domain_id).await?.ok_or(TenancyError::NoProject)?;
+    let admin =
+        store::domain_admin(db, &project.domain_id).await?.ok_or(TenancyError::NoProject)?;
     let mut tx = db.begin().await?;
     let key = new_key(&mut tx, sealer, &admin, &project.id).await?;
     tx.commit().await?;

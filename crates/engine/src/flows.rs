@@ -198,6 +198,10 @@ pub async fn get(
     if let Some(v) = version.filter(|v| *v != row.version) {
         let (definition, saved_at) =
             store::find_version(db, flow_id, v).await?.ok_or(FlowError::VersionNotFound(v))?;
+        // The name is part of what a version saved.
+        if let Some(name) = definition.get("name").and_then(Value::as_str) {
+            row.name = name.to_owned();
+        }
         row.definition = definition;
         row.version = v;
         row.updated_at = saved_at;

@@ -124,7 +124,8 @@ async fn authenticate_inner(state: &AppState, req: Request) -> ApiResult<Request
         (caller, body)
     } else if let Some(auth) = header(&parts.headers, "authorization") {
         let auth = auth.to_owned();
-        let bytes = crate::extract::read_body(body, &parts.headers, state.config.body_limit).await?;
+        let bytes =
+            crate::extract::read_body(body, &parts.headers, state.config.body_limit).await?;
         let caller = verify_signature(state, &parts, &auth, &bytes).await?;
         (caller, Body::from(bytes))
     } else {
@@ -161,9 +162,10 @@ async fn verify_signature(
     let key = match state.keys.get(&auth.access_key) {
         Some(key) => key,
         None => {
-            let row = store::find_access_key(&state.db, &auth.access_key).await?.ok_or_else(
-                || ApiError::unauthenticated("Get secretKey failed,ak:***,err:ak not exist"),
-            )?;
+            let row =
+                store::find_access_key(&state.db, &auth.access_key).await?.ok_or_else(|| {
+                    ApiError::unauthenticated("Get secretKey failed,ak:***,err:ak not exist")
+                })?;
             let secret = state.sealer.open(&row.secret_sealed).map_err(|e| anyhow::anyhow!(e))?;
             let key = Arc::new(KnownKey {
                 secret: String::from_utf8(secret).map_err(|e| anyhow::anyhow!(e))?,

@@ -140,8 +140,7 @@ fn encode(bytes: &[u8]) -> String {
 
 fn canonical_uri(raw_path: &str) -> String {
     let decoded: Vec<u8> = percent_decode(raw_path.as_bytes()).collect();
-    let mut out: String =
-        decoded.split(|b| *b == b'/').map(encode).collect::<Vec<_>>().join("/");
+    let mut out: String = decoded.split(|b| *b == b'/').map(encode).collect::<Vec<_>>().join("/");
     if !out.ends_with('/') {
         out.push('/');
     }
@@ -232,10 +231,7 @@ mod tests {
         let err = parse_authorization("SDK-HMAC-SM3 Access=a, SignedHeaders=h, Signature=s");
         assert_eq!(err, Err(SignatureError::Algorithm));
         assert_eq!(parse_authorization("garbage"), Err(SignatureError::Malformed));
-        assert_eq!(
-            parse_authorization("SDK-HMAC-SHA256 Access=a"),
-            Err(SignatureError::Malformed)
-        );
+        assert_eq!(parse_authorization("SDK-HMAC-SHA256 Access=a"), Err(SignatureError::Malformed));
     }
 
     #[test]

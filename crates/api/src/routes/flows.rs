@@ -52,7 +52,7 @@ pub(super) fn flow_id(text: &str, missing: Code) -> ApiResult<Uuid> {
     Uuid::parse_str(text).map_err(|_| ApiError::code(missing))
 }
 
-fn change(c: FlowChange) -> Json<Value> {
+fn change(c: &FlowChange) -> Json<Value> {
     Json(json!({"flow_id": c.flow_id, "apig_url": null, "webhook": c.webhook, "steps": []}))
 }
 
@@ -76,7 +76,7 @@ async fn create_flow(
     let created = flows::create(&state.db, &state.registry, &owner, body)
         .await
         .map_err(|e| flow_error(e, Code::FlowNotFound))?;
-    Ok(change(created))
+    Ok(change(&created))
 }
 
 /// F2: replace a flow's definition with a new version.
@@ -95,7 +95,7 @@ async fn update_flow(
     let changed = flows::update(&state.db, &state.registry, &caller.project_id, id, body)
         .await
         .map_err(|e| flow_error(e, Code::FlowNotFound))?;
-    Ok(change(changed))
+    Ok(change(&changed))
 }
 
 /// F3: delete a disabled flow.

@@ -99,7 +99,8 @@ async fn create_token(
     .ok_or_else(|| ApiError::code(Code::Forbidden))?;
 
     let issued = Utc::now();
-    let expires = issued + Duration::from_std(state.config.token_ttl).unwrap_or(Duration::hours(24));
+    let expires =
+        issued + Duration::from_std(state.config.token_ttl).unwrap_or(Duration::hours(24));
     let claims = Claims {
         sub: row.id.clone(),
         name: row.name.clone(),

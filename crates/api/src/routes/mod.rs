@@ -61,12 +61,11 @@ pub fn app(state: AppState) -> Router {
     let (public, public_doc) =
         OpenApiRouter::new().merge(iam::router()).merge(system::router()).split_for_parts();
     doc.merge(public_doc);
-    let doc = std::sync::Arc::new(doc);
 
     Router::new()
         .merge(mssi)
         .merge(public)
-        .merge(system::openapi_router(doc))
+        .merge(system::openapi_router(&doc))
         .fallback(|| async { ApiError::code(Code::RouteNotFound) })
         .method_not_allowed_fallback(|| async { ApiError::code(Code::MethodNotAllowed) })
         .layer(from_fn(telemetry::middleware))
@@ -103,18 +102,17 @@ fn secure_and_document_errors(doc: &mut OpenApiDoc) {
         .build();
     let content = ContentBuilder::new().schema(Some(schema)).build();
     let error = |desc: &str| {
-        RefOr::T(ResponseBuilder::new().description(desc).content("application/json", content.clone()).build())
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(desc)
+                .content("application/json", content.clone())
+                .build(),
+        )
     };
     for item in doc.paths.paths.values_mut() {
-        for op in [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.delete,
-            &mut item.patch,
-        ]
-        .into_iter()
-        .flatten()
+        for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch]
+            .into_iter()
+            .flatten()
         {
             op.security = Some(vec![
                 SecurityRequirement::new("token", Vec::<String>::new()),

@@ -60,15 +60,12 @@ async fn run_flow(
 ) -> ApiResult<Json<Value>> {
     caller.require("mssi:flow:start", Code::NoPermission)?;
     let id = flow_id(&id, Code::FlowNotExist)?;
-    let mode = body
-        .run_mode
-        .as_deref()
-        .and_then(runs::parse_mode)
-        .ok_or_else(|| ApiError::with(Code::ParamInvalid, "run_mode must be manual, auto or test"))?;
+    let mode = body.run_mode.as_deref().and_then(runs::parse_mode).ok_or_else(|| {
+        ApiError::with(Code::ParamInvalid, "run_mode must be manual, auto or test")
+    })?;
     let input = if body.input.is_null() { json!({}) } else { body.input };
-    let run = runs::submit(&state.db, &caller.project_id, id, mode, input)
-        .await
-        .map_err(submit_error)?;
+    let run =
+        runs::submit(&state.db, &caller.project_id, id, mode, input).await.map_err(submit_error)?;
     Ok(Json(json!({
         "running_id": run.running_id,
         "flow_id": run.flow_id,
@@ -96,15 +93,11 @@ async fn trigger_webhook(
 ) -> ApiResult<Json<Value>> {
     // The input is documented as a string; JSON text in it is taken as the JSON it spells.
     let input = match body.input {
-        Some(Value::String(text)) => {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        }
+        Some(Value::String(text)) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
         Some(other) => other,
         None => json!({}),
     };
-    runs::submit_webhook(&state.db, &caller.project_id, &id, input)
-        .await
-        .map_err(submit_error)?;
+    runs::submit_webhook(&state.db, &caller.project_id, &id, input).await.map_err(submit_error)?;
     Ok(Json(json!({"success": true, "message": null})))
 }
 
@@ -135,7 +128,9 @@ impl HistoryQuery {
         let status = match self.status.as_deref() {
             None | Some("") => None,
             Some(s @ ("success" | "fail")) => Some(s.to_owned()),
-            Some(_) => return Err(ApiError::with(Code::ParamInvalid, "status must be success or fail")),
+            Some(_) => {
+                return Err(ApiError::with(Code::ParamInvalid, "status must be success or fail"))
+            }
         };
         let page = self.offset.unwrap_or(1).max(1);
         let limit = self.limit.unwrap_or(10);

@@ -19,11 +19,13 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Serves the generated document itself.
-pub(super) fn openapi_router(doc: Arc<utoipa::openapi::OpenApi>) -> Router<AppState> {
+pub(super) fn openapi_router(doc: &utoipa::openapi::OpenApi) -> Router<AppState> {
     let text: Arc<str> = doc.to_json().expect("the OpenAPI document serialises").into();
     Router::new().route(
         "/openapi.json",
-        get(move || async move { ([(header::CONTENT_TYPE, "application/json")], text.to_string()) }),
+        get(
+            move || async move { ([(header::CONTENT_TYPE, "application/json")], text.to_string()) },
+        ),
     )
 }
 
@@ -48,8 +50,5 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
 async fn metrics() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        telemetry::prometheus().render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::prometheus().render())
 }

@@ -1,0 +1,166 @@
+//! Authentication, project isolation and the error envelope over real HTTP.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::{now_sdk_date, Key, TestApp};
+
+#[tokio::test]
+async fn signed_requests_pass_and_bad_signatures_fail() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get("/v1/{p}/flows?limit=10&offset=0").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["count"], "0");
+
+    let date = now_sdk_date();
+    let key = Key { ak: &app.ak, sk: &app.sk, date: &date };
+    let wrong = Key { sk: "wrong secret", ..key };
+    let (status, body) = app.signed_with(Method::GET, "/v1/{p}/flows", None, wrong).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error_code"], "APIGW.0301");
+    assert!(body["request_id"].as_str().is_some_and(|r| !r.is_empty()));
+
+    let unknown = Key { ak: "NOSUCHKEY", ..key };
+    let (status, body) = app.signed_with(Method::GET, "/v1/{p}/flows", None, unknown).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["error_msg"].as_str().unwrap().contains("ak not exist"), "{body}");
+
+    let stale = Key { date: "20200101T000000Z", ..key };
+    let (status, _) = app.signed_with(Method::GET, "/v1/{p}/flows", None, stale).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_tampered_body_fails_the_signature() {
+    let app = TestApp::spawn().await;
+    let path = app.path("/v1/{p}/flows");
+    let date = now_sdk_date();
+    let signed_body = br#"{"name":"a"}"#;
+    let key = Key { ak: &app.ak, sk: &app.sk, date: &date };
+    let headers = app.sign(&Method::POST, &path, signed_body, key);
+    let response = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .headers(headers)
+        .body(r#"{"name":"b"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn another_project_is_forbidden() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get("/v1/0123456789abcdef0123456789abcdef/flows").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error_code"], "MSSI.00020004");
+
+    let (status, body) = app.get("/v1/%7Bproject_id%7D/flows").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error_code"], "MSSI.00020011");
+}
+
+#[tokio::test]
+async fn tokens_authenticate_and_garbage_does_not() {
+    let app = TestApp::spawn().await;
+    let token = app.token().await;
+    let url = format!("{}{}", app.base, app.path("/v1/{p}/flows"));
+    let ok = app.client.get(&url).header("x-auth-token", &token).send().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let bad = app.client.get(&url).header("x-auth-token", "garbage").send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    let none = app.client.get(&url).send().await.unwrap();
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+
+    let wrong = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "password": "nope", "domain": {"name": "workbench"}}}}}});
+    let response =
+        app.client.post(format!("{}/v3/auth/tokens", app.base)).json(&wrong).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn malformed_input_gets_the_envelope_never_a_500() {
+    let app = TestApp::spawn().await;
+    let token = app.token().await;
+    let url = format!("{}{}", app.base, app.path("/v1/{p}/flows"));
+    let send =
+        |body: &'static str| app.client.post(&url).header("x-auth-token", &token).body(body).send();
+    let (status, body) = crate::support::read(send("{").await.unwrap()).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("MSSI.00017001"))
+    );
+    let (status, body) = crate::support::read(send("[1]").await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let deep = Box::leak("[".repeat(10_000).into_boxed_str());
+    let (status, _) = crate::support::read(send(deep).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, body) =
+        crate::support::read(app.client.get(format!("{}/nowhere", app.base)).send().await.unwrap())
+            .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("MSSI.00020014"))
+    );
+    let (status, _) = crate::support::read(
+        app.client.patch(&url).header("x-auth-token", &token).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+
+    let (status, body) = app.get("/v1/{p}/flows?limit=abc").await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("MSSI.00020011"))
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_before_anything_runs() {
+    let app = TestApp::spawn_with(|s| s.body_limit = 1024).await;
+    let token = app.token().await;
+    let url = format!("{}{}", app.base, app.path("/v1/{p}/flows"));
+    let big = format!("{{\"name\":\"{}\"}}", "x".repeat(4096));
+    let response =
+        app.client.post(&url).header("x-auth-token", &token).body(big).send().await.unwrap();
+    let (status, body) = crate::support::read(response).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let (_, list) = app.get("/v1/{p}/flows").await;
+    assert_eq!(list["count"], "0");
+}
+
+#[tokio::test]
+async fn operational_endpoints_answer() {
+    let app = TestApp::spawn().await;
+    for path in ["/health", "/ready", "/metrics", "/openapi.json"] {
+        let response = app.client.get(format!("{}{path}", app.base)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(response.headers().contains_key("x-request-id"));
+    }
+    let doc: serde_json::Value = app
+        .client
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for route in
+        ["/v1/{project_id}/flows", "/v2/{project_id}/flows/running-history", "/v3/auth/tokens"]
+    {
+        assert!(paths.contains_key(route), "{route} missing from the OpenAPI document");
+    }
+    let echoed = app
+        .client
+        .get(format!("{}/health", app.base))
+        .header("x-request-id", "abc-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "abc-1");
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: a real server on 127.0.0.1 over a real PostgreSQL, driven over HTTP.
+
+mod auth;
+mod crash;
+mod flows;
+mod orders;
+mod runs;
+mod support;

@@ -1,0 +1,179 @@
+//! Runs and their history: R1–R7, R10.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::{flow, step, trigger, TestApp};
+
+fn echo_flow(name: &str) -> Value {
+    flow(
+        name,
+        vec![
+            trigger(&["x"]),
+            step(
+                "x",
+                "DataTransform",
+                "transform",
+                json!({"value": {"got": "{{ $.trigger.body.n }}"}}),
+                &[],
+            ),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn a_manual_run_is_recorded_step_by_step() {
+    let app = TestApp::spawn().await;
+    let (flow_id, run_id) = app.start_run(&echo_flow("echo"), json!({"n": 5})).await;
+    let detail = app.wait_run(&flow_id, &run_id, Duration::from_secs(20)).await;
+    assert_eq!(detail["status"], "success", "{detail}");
+    assert_eq!(detail["run_model"], "manual");
+    assert!(detail["start_time"].as_str().unwrap().parse::<i64>().is_ok());
+    let steps = detail["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[1]["stepId"], "x");
+    assert_eq!(steps[1]["lastRunningStatus"], "success");
+    assert_eq!(steps[1]["output"], json!({"got": 5}));
+    assert!(steps[1]["cost"].is_i64());
+
+    let (_, runs) = app.get(&format!("/v2/{{p}}/flows/{flow_id}/running-history")).await;
+    assert_eq!((runs["total"].as_i64(), runs["count"].as_i64()), (Some(1), Some(1)));
+    assert_eq!(runs["histories"][0]["id"], run_id);
+    assert_eq!(runs["histories"][0]["running_times"], Value::Null);
+    let (_, latest) = app.get("/v2/{p}/flows/running-history").await;
+    assert_eq!(latest["histories"][0]["running_times"], 1);
+    let (_, v1) = app.get(&format!("/v1/{{p}}/flows/{flow_id}/running-history/{run_id}")).await;
+    assert_eq!(v1["id"], run_id);
+}
+
+#[tokio::test]
+async fn disabled_flows_run_only_in_test_mode() {
+    let app = TestApp::spawn().await;
+    let mut f = echo_flow("mocked");
+    f["steps"][1]["mockOutput"] = json!("{\"mocked\": true}");
+    let id = app.create_flow(&f).await;
+    let path = format!("/v1/{{p}}/flows/{id}/run");
+    let (status, body) = app.post(&path, &json!({"run_mode": "manual"})).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("MSSI.00020018"))
+    );
+    let (status, body) = app.post(&path, &json!({"run_mode": "sideways"})).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("MSSI.00020011"))
+    );
+
+    let (status, body) = app
+        .post(&path, &json!({"run_mode": "test", "input": {"n": 1}, "trigger_timing": "editFlow"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["success"], true);
+    let run = body["running_id"].as_str().unwrap();
+    let detail = app.wait_run(&id, run, Duration::from_secs(20)).await;
+    assert_eq!(detail["status"], "success");
+    assert_eq!(detail["run_model"], "test");
+    assert_eq!(detail["steps"][1]["output"], json!({"mocked": true}));
+}
+
+#[tokio::test]
+async fn a_failing_step_fails_the_run_with_its_message() {
+    let app = TestApp::spawn().await;
+    let f = flow(
+        "fails",
+        vec![
+            trigger(&["x"]),
+            step(
+                "x",
+                "DataTransform",
+                "transform",
+                json!({"value": "{{ $.trigger.body.missing }}"}),
+                &[],
+            ),
+        ],
+    );
+    let (flow_id, run_id) = app.start_run(&f, json!({})).await;
+    let detail = app.wait_run(&flow_id, &run_id, Duration::from_secs(20)).await;
+    assert_eq!(detail["status"], "fail");
+    assert!(detail["message"].as_str().unwrap().contains('x'), "{detail}");
+    assert_eq!(detail["steps"][1]["lastRunningStatus"], "fail");
+
+    let (_, failed) =
+        app.get(&format!("/v2/{{p}}/flows/{flow_id}/running-history?status=fail")).await;
+    assert_eq!(failed["count"], 1);
+    let (_, ok) =
+        app.get(&format!("/v2/{{p}}/flows/{flow_id}/running-history?status=success")).await;
+    assert_eq!(ok["count"], 0);
+}
+
+#[tokio::test]
+async fn history_filters_are_checked() {
+    let app = TestApp::spawn().await;
+    let (flow_id, run_id) = app.start_run(&echo_flow("filters"), json!({"n": 1})).await;
+    app.wait_run(&flow_id, &run_id, Duration::from_secs(20)).await;
+    let now = chrono::Utc::now();
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let range = format!(
+        "{}to{}",
+        fmt(now - chrono::TimeDelta::hours(1)),
+        fmt(now + chrono::TimeDelta::hours(1))
+    );
+    let (status, body) =
+        app.get(&format!("/v2/{{p}}/flows/running-history?time_range={range}")).await;
+    assert_eq!((status, body["count"].as_i64()), (StatusCode::OK, Some(1)), "{body}");
+    let old = "2020-11-10T00:00:00Z%20to%202020-11-12T00:00:00Z";
+    let (_, body) = app.get(&format!("/v2/{{p}}/flows/running-history?time_range={old}")).await;
+    assert_eq!(body["count"], 0);
+
+    for (query, code) in [
+        ("time_range=yesterday", "MSSI.00020005"),
+        ("time_range=2020-11-12T00:00:00Zto2020-11-10T00:00:00Z", "MSSI.00020005"),
+        ("time_range=2020-01-01T00:00:00Zto2020-03-01T00:00:00Z", "MSSI.00020015"),
+        ("status=maybe", "MSSI.00020011"),
+        ("limit=0", "MSSI.00020011"),
+        ("offset=x", "MSSI.00020011"),
+    ] {
+        let (status, body) = app.get(&format!("/v2/{{p}}/flows/running-history?{query}")).await;
+        assert_eq!(
+            (status, body["error_code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{query}"
+        );
+    }
+    let (_, paged) = app.get("/v2/{p}/flows/running-history?offset=2&limit=1").await;
+    assert_eq!(
+        (paged["count"].as_i64(), paged["histories"].as_array().map(Vec::len)),
+        (Some(1), Some(0))
+    );
+
+    let ghost = uuid::Uuid::new_v4();
+    let (_, body) = app.get(&format!("/v2/{{p}}/flows/{flow_id}/running-history/{ghost}")).await;
+    assert_eq!(body["error_code"], "MSSI.00020012");
+    let other = app.create_flow(&echo_flow("other")).await;
+    let (_, body) = app.get(&format!("/v2/{{p}}/flows/{other}/running-history/{run_id}")).await;
+    assert_eq!(body["error_code"], "MSSI.00020012");
+}
+
+#[tokio::test]
+async fn the_legacy_webhook_starts_an_auto_run() {
+    let app = TestApp::spawn().await;
+    let id = app.create_flow(&echo_flow("hooked")).await;
+    let (_, meta) = app.get(&format!("/v2/{{p}}/flows/{id}")).await;
+    let hook = meta["webhook"].as_str().unwrap().to_owned();
+    let path = format!("/v1/{{p}}/flows/webhook/trigger/{hook}");
+    let (_, body) = app.post(&path, &json!({"input": "{\"n\": 9}"})).await;
+    assert_eq!(body["error_code"], "MSSI.00020018", "disabled flows do not fire");
+    app.post(&format!("/v1/{{p}}/flows/{id}/enable"), &json!({})).await;
+    let (status, body) = app.post(&path, &json!({"input": "{\"n\": 9}"})).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"success": true, "message": null})));
+
+    let (_, runs) = app.get(&format!("/v2/{{p}}/flows/{id}/running-history")).await;
+    let run = runs["histories"][0]["id"].as_str().unwrap().to_owned();
+    let detail = app.wait_run(&id, &run, Duration::from_secs(20)).await;
+    assert_eq!(detail["run_model"], "auto");
+    assert_eq!(detail["steps"][1]["output"], json!({"got": 9}));
+    let (_, body) = app.post("/v1/{p}/flows/webhook/trigger/nope", &json!({"input": "x"})).await;
+    assert_eq!(body["error_code"], "MSSI.00020001");
+}
