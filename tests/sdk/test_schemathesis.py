@@ -59,8 +59,10 @@ def test_openapi_conformance(server, project_id, token, tmp_path):
         MAX_EXAMPLES,
         "--phases",
         "examples,coverage,fuzzing",
+        # One worker: CPython 3.11.7's ast.parse is not thread-safe, and hypothesis calls it
+        # while describing strategies ("AST constructor recursion depth mismatch").
         "--workers",
-        "2",
+        "1",
         "--seed",
         os.environ.get("WB_SCHEMATHESIS_SEED", "20240101"),
         "--no-color",
@@ -72,7 +74,7 @@ def test_openapi_conformance(server, project_id, token, tmp_path):
         cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=540
     )
     output = done.stdout + done.stderr
-    # Shown by pytest with -rA or on failure.
-    print(output)
-    assert done.returncode == 0, f"schemathesis exited {done.returncode}:\n{output[-20000:]}"
+    # The summary is shown by pytest on failure (and with -rA).
+    print(output[-20000:])
+    assert done.returncode == 0, f"schemathesis exited {done.returncode} (output above)"
     assert "No operations" not in output, output
