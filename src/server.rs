@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::watch;
@@ -82,6 +83,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         ..WorkerConfig::default()
     };
     let workers = queue::start(db.pool.clone(), engine, worker_config, stopped.clone());
+    if settings.history_retention_days > 0 {
+        let retention = Duration::from_secs(u64::from(settings.history_retention_days) * 86_400);
+        tokio::spawn(queue::prune_history(db.pool.clone(), retention, stopped.clone()));
+    }
     let pool = db.pool.clone();
     let task = tokio::spawn(async move {
         let mut stopped = stopped;

@@ -177,3 +177,58 @@ async fn the_legacy_webhook_starts_an_auto_run() {
     let (_, body) = app.post("/v1/{p}/flows/webhook/trigger/nope", &json!({"input": "x"})).await;
     assert_eq!(body["error_code"], "MSSI.00020001");
 }
+
+#[tokio::test]
+async fn a_run_keeps_the_version_it_started_on() {
+    let app = TestApp::spawn().await;
+    let versioned = |tag: &str| {
+        flow(
+            "versioned",
+            vec![
+                trigger(&["wait"]),
+                step("wait", "Delay", "delay", json!({"ms": 1500}), &["x"]),
+                step("x", "DataTransform", "transform", json!({"value": tag}), &[]),
+            ],
+        )
+    };
+    let (flow_id, run_id) = app.start_run(&versioned("v1"), json!({})).await;
+    let (status, _) = app.put(&format!("/v1/{{p}}/flows/{flow_id}"), &versioned("v2")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let detail = app.wait_run(&flow_id, &run_id, Duration::from_secs(20)).await;
+    assert_eq!(detail["status"], "success", "{detail}");
+    assert_eq!(detail["steps"][2]["output"], "v1");
+    assert_eq!(detail["steps"][2]["call"]["actionRef"]["input"]["value"], "v1");
+    let (_, runs) = app.get(&format!("/v2/{{p}}/flows/{flow_id}/running-history")).await;
+    assert_eq!(runs["histories"][0]["flow_version_id"], "1");
+
+    let next = app.run(&flow_id, json!({})).await;
+    let detail = app.wait_run(&flow_id, &next, Duration::from_secs(20)).await;
+    assert_eq!(detail["steps"][2]["output"], "v2");
+}
+
+#[tokio::test]
+async fn pruning_removes_old_finished_runs_only() {
+    let app = TestApp::spawn().await;
+    let (flow_id, old) = app.start_run(&echo_flow("pruned"), json!({"n": 1})).await;
+    app.wait_run(&flow_id, &old, Duration::from_secs(20)).await;
+    let recent = app.run(&flow_id, json!({"n": 2})).await;
+    app.wait_run(&flow_id, &recent, Duration::from_secs(20)).await;
+
+    let pool = &app.server.as_ref().unwrap().pool;
+    let old_id: uuid::Uuid = old.parse().unwrap();
+    sqlx::query("UPDATE runs SET start_time = now() - interval '40 days' WHERE id = $1")
+        .bind(old_id)
+        .execute(pool)
+        .await
+        .unwrap();
+    let cutoff = chrono::Utc::now() - chrono::TimeDelta::days(30);
+    let pruned = workbench_engine::store::prune_runs(pool, cutoff).await.unwrap();
+    assert_eq!(pruned, 1);
+
+    let (_, runs) = app.get(&format!("/v2/{{p}}/flows/{flow_id}/running-history")).await;
+    assert_eq!(runs["count"], 1);
+    assert_eq!(runs["histories"][0]["id"], recent);
+    let (_, gone) = app.get(&format!("/v2/{{p}}/flows/{flow_id}/running-history/{old}")).await;
+    assert_eq!(gone["error_code"], "MSSI.00020012");
+}

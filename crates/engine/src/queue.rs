@@ -329,3 +329,29 @@ impl Journal for PgJournal {
         tx.commit().await.map_err(write)
     }
 }
+
+/// Deletes finished runs older than `retention`, at start and then hourly, until `stop`.
+pub async fn prune_history(db: PgPool, retention: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let Ok(age) = chrono::TimeDelta::from_std(retention) else { return };
+        let before = chrono::Utc::now() - age;
+        loop {
+            match store::prune_runs(&db, before).await {
+                Ok(n) if n > 0 => tracing::info!(runs = n, "pruned old run history"),
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning run history failed");
+                    break;
+                }
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+}
