@@ -5,4 +5,5 @@ mod crash;
 mod flows;
 mod orders;
 mod runs;
+mod tidy;
 mod support;
