@@ -33,6 +33,9 @@ pub struct GlobalArgs {
     /// Log format.
     #[arg(long, global = true, env = "WORKBENCH_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// OTLP/HTTP collector to export trace spans to (e.g. `http://127.0.0.1:4318`).
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +126,7 @@ pub struct Settings {
     pub database_url: Option<String>,
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
+    pub otlp_endpoint: Option<String>,
     pub workers: usize,
     pub run_lease: Duration,
     pub clock_skew: Duration,
@@ -138,6 +142,7 @@ impl Default for Settings {
             database_url: None,
             data_dir: PathBuf::from(".workbench"),
             log_format: LogFormat::Text,
+            otlp_endpoint: None,
             workers: 4,
             run_lease: Duration::from_secs(30),
             clock_skew: Duration::from_secs(15 * 60),
@@ -164,6 +169,7 @@ impl Settings {
             database_url: global.database_url.clone().or(file.database_url),
             data_dir: global.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
             log_format: global.log_format.or(file.log_format).unwrap_or(d.log_format),
+            otlp_endpoint: global.otlp_endpoint.clone().filter(|e| !e.is_empty()),
             workers: serve.workers.or(file.workers).unwrap_or(d.workers),
             run_lease: serve
                 .run_lease_secs

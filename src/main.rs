@@ -2,7 +2,13 @@
 
 use anyhow::Context;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter};
 use workbench::config::{Cli, Command, KeysCommand, LogFormat, UsersCommand};
 use workbench::database::{self, Database};
 use workbench::Settings;
@@ -16,9 +22,15 @@ fn main() -> anyhow::Result<()> {
         _ => None,
     };
     let settings = Settings::resolve(&cli.global, serve_args)?;
-    init_tracing(settings.log_format);
+    let tracer = init_tracing(settings.log_format, settings.otlp_endpoint.as_deref())?;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(run(cli.command, settings))
+    let result = runtime.block_on(run(cli.command, settings));
+    drop(runtime);
+    if let Some(provider) = tracer {
+        // Flushes spans still waiting in the batch.
+        let _ = provider.shutdown();
+    }
+    result
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
@@ -92,12 +104,37 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs to stderr as text or JSON; with an OTLP endpoint, spans are exported there as well.
+fn init_tracing(
+    format: LogFormat,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<Option<SdkTracerProvider>> {
     let filter = EnvFilter::try_from_env("WORKBENCH_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let (json, text) = match format {
+        LogFormat::Json => (Some(fmt::layer().json().with_writer(std::io::stderr)), None),
+        LogFormat::Text => (None, Some(fmt::layer().with_writer(std::io::stderr))),
+    };
+    let provider = match otlp_endpoint {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+                .build()
+                .context("building the OTLP exporter")?;
+            let resource = Resource::builder().with_service_name("workbench").build();
+            Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(resource)
+                    .build(),
+            )
+        }
+        None => None,
+    };
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("workbench")));
+    tracing_subscriber::registry().with(filter).with(json).with(text).with(otel).init();
+    Ok(provider)
 }

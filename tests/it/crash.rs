@@ -19,7 +19,7 @@ fn free_addr() -> SocketAddr {
 }
 
 /// A `workbench` process, killed if a test ends without stopping it.
-struct Process(Child);
+pub(crate) struct Process(pub(crate) Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -32,6 +32,15 @@ impl Drop for Process {
 
 /// Starts the `workbench` binary and waits until it is ready.
 async fn start_process(data_dir: &Path, database_url: Option<&str>) -> (Process, SocketAddr) {
+    start_process_with(data_dir, database_url, &[]).await
+}
+
+/// Starts the `workbench` binary with extra environment variables and waits until it is ready.
+pub(crate) async fn start_process_with(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    env: &[(&str, &str)],
+) -> (Process, SocketAddr) {
     let addr = free_addr();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_workbench"));
     cmd.args(["serve", "--bind", &addr.to_string(), "--run-lease-secs", "2", "--workers", "2"])
@@ -45,6 +54,7 @@ async fn start_process(data_dir: &Path, database_url: Option<&str>) -> (Process,
     if let Some(url) = database_url {
         cmd.env("DATABASE_URL", url);
     }
+    cmd.envs(env.iter().copied());
     let child = Process(cmd.spawn().expect("spawn workbench"));
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -58,7 +68,7 @@ async fn start_process(data_dir: &Path, database_url: Option<&str>) -> (Process,
     }
 }
 
-fn terminate(process: &mut Process) -> std::process::ExitStatus {
+pub(crate) fn terminate(process: &mut Process) -> std::process::ExitStatus {
     let child = &mut process.0;
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -3,7 +3,8 @@
 mod auth;
 mod crash;
 mod flows;
+mod observability;
 mod orders;
 mod runs;
-mod tidy;
 mod support;
+mod tidy;
