@@ -143,7 +143,7 @@ impl Default for Settings {
             data_dir: PathBuf::from(".workbench"),
             log_format: LogFormat::Text,
             otlp_endpoint: None,
-            workers: 4,
+            workers: 16,
             run_lease: Duration::from_secs(30),
             clock_skew: Duration::from_secs(15 * 60),
             body_limit: 12 * 1024 * 1024,

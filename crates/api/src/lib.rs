@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use connector_api::Registry;
 use sqlx::PgPool;
+use workbench_engine::runs::Submitter;
 
 use crate::auth::token::TokenKeys;
 use crate::auth::KeyCache;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
     /// The connectors flows may use, for validation at save time.
     pub registry: Arc<Registry>,
+    /// Accepts runs, batching concurrent submissions into shared commits.
+    pub runs: Submitter,
 }
 
 impl AppState {
@@ -80,11 +83,12 @@ impl AppState {
     ) -> Self {
         let tokens = TokenKeys::new(&sealer.derive("workbench token signing v1"));
         AppState {
-            db,
+            db: db.clone(),
             config: Arc::new(config),
             sealer,
             tokens: Arc::new(tokens),
             keys: Arc::default(),
+            runs: Submitter::start(db.clone()),
             registry,
         }
     }

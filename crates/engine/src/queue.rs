@@ -7,7 +7,7 @@
 //! lease expired). A heartbeat extends the leases of the runs being executed. A resumed run
 //! replays the step records its previous worker made durable and continues after them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ use crate::executor::{Engine, RunRequest, RunStatus};
 use crate::journal::{Journal, JournalError, StepRecord};
 use crate::model::FlowGraph;
 use crate::runs::parse_mode;
-use crate::store::{self, ClaimedRun};
+use crate::store::{self, ClaimedRun, RunEnd};
 
 /// How the workers of a process behave.
 #[derive(Debug, Clone)]
@@ -83,6 +83,8 @@ impl Dispatcher {
         let mut listener = self.listen().await;
         let mut tasks = JoinSet::new();
         let heartbeat = tokio::spawn(heartbeat(self.db.clone(), self.owner, self.config.lease));
+        let (done, completions) = mpsc::channel(COMPLETION_BATCH * 4);
+        let completer = tokio::spawn(complete_batches(self.db.clone(), self.owner, completions));
         tracing::info!(worker = %self.owner, concurrency = self.config.concurrency, "workers up");
 
         while !*stop.borrow() {
@@ -90,7 +92,7 @@ impl Dispatcher {
             let full = claimed.len() == self.slots.available_permits() && !claimed.is_empty();
             for run in claimed {
                 let permit = self.slots.clone().acquire_owned().await.expect("semaphore open");
-                let ctx = self.context();
+                let ctx = self.context(done.clone());
                 let freed = self.freed.clone();
                 tasks.spawn(async move {
                     ctx.execute_guarded(run).await;
@@ -118,6 +120,8 @@ impl Dispatcher {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
+        drop(done);
+        let _ = completer.await;
         heartbeat.abort();
         match store::release_leases(&self.db, self.owner).await {
             Ok(n) if n > 0 => tracing::info!(runs = n, "handed unfinished runs back to the queue"),
@@ -149,12 +153,13 @@ impl Dispatcher {
         }
     }
 
-    fn context(&self) -> RunContext {
+    fn context(&self, done: mpsc::Sender<Completion>) -> RunContext {
         RunContext {
             db: self.db.clone(),
             engine: self.engine.clone(),
             owner: self.owner,
             graphs: self.graphs.clone(),
+            done,
         }
     }
 }
@@ -227,6 +232,7 @@ struct RunContext {
     engine: Arc<Engine>,
     owner: Uuid,
     graphs: Arc<GraphCache>,
+    done: mpsc::Sender<Completion>,
 }
 
 impl RunContext {
@@ -239,8 +245,8 @@ impl RunContext {
                 return;
             }
             tracing::error!(run = %id, "run execution panicked");
-            let _ =
-                store::finish_run(&self.db, id, self.owner, false, Some("internal error")).await;
+            let message = Some("internal error".to_owned());
+            self.finish(id, RunStatus::Fail, message, Vec::new()).await;
         }
     }
 
@@ -282,32 +288,75 @@ impl RunContext {
         self.finish(run.id, outcome.status, outcome.message, outcome.pending).await;
     }
 
-    /// Commits the last records and the final status together, if the run is still ours.
+    /// Hands the run's end to the completer, which commits it with other runs' ends.
     async fn finish(
         &self,
         run_id: Uuid,
         status: RunStatus,
         message: Option<String>,
-        pending: Vec<StepRecord>,
+        records: Vec<StepRecord>,
     ) {
-        let result: sqlx::Result<bool> = async {
-            let mut tx = self.db.begin().await?;
-            store::insert_steps(&mut *tx, run_id, &pending).await?;
-            let success = status == RunStatus::Success;
-            let ours = store::finish_run(&mut *tx, run_id, self.owner, success, message.as_deref())
-                .await?;
-            if ours {
-                tx.commit().await?;
-            }
-            Ok(ours)
-        }
-        .await;
-        match result {
-            Ok(true) => tracing::info!(?status, "run finished"),
-            Ok(false) => tracing::warn!("run was taken over by another worker; result dropped"),
-            Err(e) => tracing::warn!(error = %e, "recording the run's end failed"),
+        let end = RunEnd { run_id, success: status == RunStatus::Success, message };
+        if self.done.send(Completion { end, records }).await.is_err() {
+            tracing::warn!("the completer has stopped; the run will be resumed elsewhere");
         }
     }
+}
+
+/// A finished run waiting to be recorded.
+struct Completion {
+    end: RunEnd,
+    records: Vec<StepRecord>,
+}
+
+/// The most run ends one commit carries.
+const COMPLETION_BATCH: usize = 256;
+
+/// Records finished runs in batches: their last step records and final status, for the runs
+/// this worker still holds, in one transaction. A batch that cannot be written is retried, then
+/// handed back to the queue so another claim resumes those runs from their checkpoints.
+async fn complete_batches(db: PgPool, owner: Uuid, mut completions: mpsc::Receiver<Completion>) {
+    let mut batch = Vec::with_capacity(COMPLETION_BATCH);
+    while completions.recv_many(&mut batch, COMPLETION_BATCH).await > 0 {
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=5 {
+            match record_batch(&db, owner, &batch).await {
+                Ok(recorded) => {
+                    tracing::debug!(runs = batch.len(), recorded, "runs recorded");
+                    break;
+                }
+                Err(e) if attempt < 5 => {
+                    tracing::warn!(error = %e, attempt, "recording finished runs failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, runs = batch.len(), "recording finished runs failed");
+                    let ids: Vec<Uuid> = batch.iter().map(|c| c.end.run_id).collect();
+                    let _ = store::release_runs(&db, owner, &ids).await;
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+async fn record_batch(db: &PgPool, owner: Uuid, batch: &[Completion]) -> sqlx::Result<u64> {
+    let ids: Vec<Uuid> = batch.iter().map(|c| c.end.run_id).collect();
+    let mut tx = db.begin().await?;
+    let owned: HashSet<Uuid> =
+        store::lock_owned_runs(&mut *tx, &ids, owner).await?.into_iter().collect();
+    if owned.len() < batch.len() {
+        tracing::warn!(lost = batch.len() - owned.len(), "runs taken over by another worker");
+    }
+    let mine = || batch.iter().filter(|c| owned.contains(&c.end.run_id));
+    let rows: Vec<(Uuid, &StepRecord)> =
+        mine().flat_map(|c| c.records.iter().map(move |r| (c.end.run_id, r))).collect();
+    store::insert_step_rows(&mut *tx, &rows).await?;
+    let ends: Vec<RunEnd> = mine().map(|c| c.end.clone()).collect();
+    let recorded = store::finish_runs(&mut *tx, owner, &ends).await?;
+    tx.commit().await?;
+    Ok(recorded)
 }
 
 /// Writes checkpoints of one run, only while this worker still holds its lease.

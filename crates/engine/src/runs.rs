@@ -6,6 +6,7 @@
 use chrono::Utc;
 use serde_json::Value;
 use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::executor::RunMode;
@@ -20,6 +21,9 @@ pub enum SubmitError {
     Disabled,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The batch this run was written in failed; the text is the database's.
+    #[error("storing the run failed: {0}")]
+    Write(String),
 }
 
 /// An accepted run.
@@ -30,43 +34,85 @@ pub struct Submitted {
     pub flow_name: String,
 }
 
-/// Queues a run of a flow of `project_id`. A disabled flow runs only in test mode.
-pub async fn submit(
-    db: &PgPool,
-    project_id: &str,
-    flow_id: Uuid,
-    mode: RunMode,
-    input: Value,
-) -> Result<Submitted, SubmitError> {
-    let flow =
-        store::find_flow(db, project_id, flow_id, false).await?.ok_or(SubmitError::FlowNotFound)?;
-    enqueue(db, flow, mode, input).await
+/// Accepts runs. Concurrent submissions are handed to one writer task that stores whatever
+/// has gathered in one transaction, so one commit carries many runs under load and a lone run
+/// costs no more than before. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Submitter {
+    db: PgPool,
+    queue: mpsc::Sender<Pending>,
 }
 
-/// Queues an automatic run of the flow of `project_id` whose webhook id is `webhook`.
-pub async fn submit_webhook(
-    db: &PgPool,
-    project_id: &str,
-    webhook: &str,
-    input: Value,
-) -> Result<Submitted, SubmitError> {
-    let flow = store::find_flow_by_webhook(db, webhook)
-        .await?
-        .filter(|f| f.project_id == project_id)
-        .ok_or(SubmitError::FlowNotFound)?;
-    enqueue(db, flow, RunMode::Auto, input).await
+#[derive(Debug)]
+struct Pending {
+    run: NewRun,
+    done: oneshot::Sender<Result<(), String>>,
 }
 
-async fn enqueue(
-    db: &PgPool,
-    flow: FlowRow,
-    mode: RunMode,
-    input: Value,
-) -> Result<Submitted, SubmitError> {
+/// The most runs one commit carries.
+const MAX_BATCH: usize = 512;
+
+impl Submitter {
+    /// Starts the writer task; it ends when the last `Submitter` clone is dropped.
+    pub fn start(db: PgPool) -> Submitter {
+        let (queue, pending) = mpsc::channel(MAX_BATCH * 4);
+        tokio::spawn(write_batches(db.clone(), pending));
+        Submitter { db, queue }
+    }
+
+    /// Queues a run of a flow of `project_id`. A disabled flow runs only in test mode.
+    pub async fn submit(
+        &self,
+        project_id: &str,
+        flow_id: Uuid,
+        mode: RunMode,
+        input: Value,
+    ) -> Result<Submitted, SubmitError> {
+        let flow = store::find_flow(&self.db, project_id, flow_id, false)
+            .await?
+            .ok_or(SubmitError::FlowNotFound)?;
+        self.enqueue(flow, mode, input).await
+    }
+
+    /// Queues an automatic run of the flow of `project_id` whose webhook id is `webhook`.
+    pub async fn submit_webhook(
+        &self,
+        project_id: &str,
+        webhook: &str,
+        input: Value,
+    ) -> Result<Submitted, SubmitError> {
+        let flow = store::find_flow_by_webhook(&self.db, webhook)
+            .await?
+            .filter(|f| f.project_id == project_id)
+            .ok_or(SubmitError::FlowNotFound)?;
+        self.enqueue(flow, RunMode::Auto, input).await
+    }
+
+    async fn enqueue(
+        &self,
+        flow: FlowRow,
+        mode: RunMode,
+        input: Value,
+    ) -> Result<Submitted, SubmitError> {
+        let run = new_run(flow, mode, input)?;
+        let submitted = Submitted {
+            running_id: run.id,
+            flow_id: run.flow_id,
+            flow_name: run.flow_name.clone(),
+        };
+        let (done, stored) = oneshot::channel();
+        let closed = || SubmitError::Write("the run writer has stopped".into());
+        self.queue.send(Pending { run, done }).await.map_err(|_| closed())?;
+        stored.await.map_err(|_| closed())?.map_err(SubmitError::Write)?;
+        Ok(submitted)
+    }
+}
+
+fn new_run(flow: FlowRow, mode: RunMode, input: Value) -> Result<NewRun, SubmitError> {
     if mode != RunMode::Test && flow.status != "enable" {
         return Err(SubmitError::Disabled);
     }
-    let run = NewRun {
+    Ok(NewRun {
         id: Uuid::new_v4(),
         project_id: flow.project_id,
         flow_id: flow.id,
@@ -75,14 +121,27 @@ async fn enqueue(
         run_model: mode.as_str().to_owned(),
         input,
         start_time: Utc::now(),
-    };
-    // FIXME: each accepted run is its own commit, so acceptance is bounded by the commit rate.
-    // Handing submissions to a writer task that inserts whatever has gathered in one statement
-    // would let one commit carry many runs.
-    let mut tx = db.begin().await?;
-    store::insert_run(&mut tx, &run).await?;
-    tx.commit().await?;
-    Ok(Submitted { running_id: run.id, flow_id: run.flow_id, flow_name: run.flow_name })
+    })
+}
+
+async fn write_batches(db: PgPool, mut pending: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let runs: Vec<&NewRun> = batch.iter().map(|p| &p.run).collect();
+        let result = async {
+            let mut tx = db.begin().await?;
+            store::insert_runs(&mut tx, &runs).await?;
+            tx.commit().await
+        }
+        .await
+        .map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, runs = batch.len(), "storing submitted runs failed");
+        }
+        for p in batch.drain(..) {
+            let _ = p.done.send(result.clone());
+        }
+    }
 }
 
 /// Parses `run_mode`.

@@ -214,34 +214,63 @@ pub struct NewRun {
     pub start_time: DateTime<Utc>,
 }
 
-/// Queues a run, counts it on its flow and wakes the workers, in the caller's transaction.
+/// Queues one run; see [`insert_runs`].
 pub async fn insert_run(db: &mut PgConnection, run: &NewRun) -> sqlx::Result<()> {
+    insert_runs(db, &[run]).await
+}
+
+/// Queues runs, counts them on their flows and wakes the workers, in the caller's transaction:
+/// three statements however many runs there are.
+pub async fn insert_runs(db: &mut PgConnection, runs: &[&NewRun]) -> sqlx::Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
+    let projects: Vec<&str> = runs.iter().map(|r| r.project_id.as_str()).collect();
+    let flows: Vec<Uuid> = runs.iter().map(|r| r.flow_id).collect();
+    let versions: Vec<i32> = runs.iter().map(|r| r.flow_version).collect();
+    let names: Vec<&str> = runs.iter().map(|r| r.flow_name.as_str()).collect();
+    let models: Vec<&str> = runs.iter().map(|r| r.run_model.as_str()).collect();
+    let inputs: Vec<&Value> = runs.iter().map(|r| &r.input).collect();
+    let starts: Vec<DateTime<Utc>> = runs.iter().map(|r| r.start_time).collect();
     sqlx::query(
         r#"
         INSERT INTO runs (id, project_id, flow_id, flow_version, flow_name, run_model, status,
                           input, start_time)
-        VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8)
+        SELECT id, project_id, flow_id, flow_version, flow_name, run_model, 'queued', input,
+               start_time
+        FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::text[], $6::text[],
+                    $7::jsonb[], $8::timestamptz[])
+             AS r(id, project_id, flow_id, flow_version, flow_name, run_model, input, start_time)
         "#,
     )
-    .bind(run.id)
-    .bind(&run.project_id)
-    .bind(run.flow_id)
-    .bind(run.flow_version)
-    .bind(&run.flow_name)
-    .bind(&run.run_model)
-    .bind(&run.input)
-    .bind(run.start_time)
+    .bind(&ids)
+    .bind(&projects)
+    .bind(&flows)
+    .bind(&versions)
+    .bind(&names)
+    .bind(&models)
+    .bind(&inputs)
+    .bind(&starts)
     .execute(&mut *db)
     .await?;
+    // One row per flow: its number of new runs and the newest of them.
     sqlx::query(
         r#"
-        UPDATE flows SET run_count = run_count + 1, last_run_id = $2, last_run_at = $3
-        WHERE id = $1
+        UPDATE flows f
+        SET run_count = f.run_count + c.n, last_run_id = c.last_id, last_run_at = c.last_at
+        FROM (
+            SELECT DISTINCT ON (flow_id) flow_id, count(*) OVER (PARTITION BY flow_id) AS n,
+                   id AS last_id, start_time AS last_at
+            FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[]) AS r(id, flow_id, start_time)
+            ORDER BY flow_id, start_time DESC, id DESC
+        ) c
+        WHERE f.id = c.flow_id
         "#,
     )
-    .bind(run.flow_id)
-    .bind(run.id)
-    .bind(run.start_time)
+    .bind(&ids)
+    .bind(&flows)
+    .bind(&starts)
     .execute(&mut *db)
     .await?;
     sqlx::query("SELECT pg_notify($1, '')").bind(RUNS_CHANNEL).execute(db).await.map(drop)
@@ -320,6 +349,23 @@ pub async fn release_leases(db: impl PgExecutor<'_>, owner: Uuid) -> sqlx::Resul
     Ok(done.rows_affected())
 }
 
+/// Hands runs back to the queue at once (their lease ends now).
+pub async fn release_runs(
+    db: impl PgExecutor<'_>,
+    owner: Uuid,
+    run_ids: &[Uuid],
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE runs SET lease_until = now() WHERE id = ANY($2) AND lease_owner = $1 \
+         AND status = 'running'",
+    )
+    .bind(owner)
+    .bind(run_ids)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Whether `owner` still holds the run (no other worker took it over).
 pub async fn holds_lease(db: impl PgExecutor<'_>, run_id: Uuid, owner: Uuid) -> sqlx::Result<bool> {
     let row: Option<i32> = sqlx::query_scalar(
@@ -333,27 +379,39 @@ pub async fn holds_lease(db: impl PgExecutor<'_>, run_id: Uuid, owner: Uuid) -> 
     Ok(row.is_some())
 }
 
-/// Inserts step records in one statement. A key already present (written by an earlier claim)
-/// is kept: records are immutable once durable.
+/// Inserts step records of one run in one statement. A key already present (written by an
+/// earlier claim) is kept: records are immutable once durable.
 pub async fn insert_steps(
     db: impl PgExecutor<'_>,
     run_id: Uuid,
     records: &[StepRecord],
 ) -> sqlx::Result<()> {
-    if records.is_empty() {
+    let rows: Vec<(Uuid, &StepRecord)> = records.iter().map(|r| (run_id, r)).collect();
+    insert_step_rows(db, &rows).await
+}
+
+/// Inserts step records of any number of runs in one statement.
+pub async fn insert_step_rows(
+    db: impl PgExecutor<'_>,
+    rows: &[(Uuid, &StepRecord)],
+) -> sqlx::Result<()> {
+    if rows.is_empty() {
         return Ok(());
     }
-    let mut keys = Vec::with_capacity(records.len());
-    let mut step_ids = Vec::with_capacity(records.len());
-    let mut seqs = Vec::with_capacity(records.len());
-    let mut statuses = Vec::with_capacity(records.len());
-    let mut attempts = Vec::with_capacity(records.len());
-    let mut costs = Vec::with_capacity(records.len());
-    let mut inputs = Vec::with_capacity(records.len());
-    let mut outputs = Vec::with_capacity(records.len());
-    let mut errors = Vec::with_capacity(records.len());
-    let mut started = Vec::with_capacity(records.len());
-    for r in records {
+    let n = rows.len();
+    let mut runs = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    let mut step_ids = Vec::with_capacity(n);
+    let mut seqs = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut costs = Vec::with_capacity(n);
+    let mut inputs = Vec::with_capacity(n);
+    let mut outputs = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    let mut started = Vec::with_capacity(n);
+    for (run_id, r) in rows {
+        runs.push(*run_id);
         keys.push(r.step_key.as_str());
         step_ids.push(r.step_id.as_str());
         seqs.push(r.seq);
@@ -369,13 +427,13 @@ pub async fn insert_steps(
         r#"
         INSERT INTO run_steps (run_id, step_key, step_id, seq, status, attempt, cost_ms, input,
                                output, error, started_at)
-        SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::int[], $5::text[], $6::int[],
-                                 $7::bigint[], $8::jsonb[], $9::jsonb[], $10::text[],
-                                 $11::timestamptz[])
+        SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[],
+                             $6::int[], $7::bigint[], $8::jsonb[], $9::jsonb[], $10::text[],
+                             $11::timestamptz[])
         ON CONFLICT (run_id, step_key) DO NOTHING
         "#,
     )
-    .bind(run_id)
+    .bind(runs)
     .bind(keys)
     .bind(step_ids)
     .bind(seqs)
@@ -442,28 +500,61 @@ impl StepRow {
     }
 }
 
-/// Records a run's end, unless another worker has taken the run over.
-pub async fn finish_run(
+/// Of `run_ids`, the runs `owner` still holds, locked until the transaction ends.
+pub async fn lock_owned_runs(
     db: impl PgExecutor<'_>,
-    run_id: Uuid,
+    run_ids: &[Uuid],
     owner: Uuid,
-    success: bool,
-    message: Option<&str>,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
         r#"
-        UPDATE runs SET status = $3, message = $4, end_time = now(), lease_owner = NULL,
-                        lease_until = NULL
-        WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+        SELECT id FROM runs WHERE id = ANY($1) AND lease_owner = $2 AND status = 'running'
+        ORDER BY id FOR UPDATE
         "#,
     )
-    .bind(run_id)
+    .bind(run_ids)
     .bind(owner)
-    .bind(if success { "success" } else { "fail" })
-    .bind(message)
+    .fetch_all(db)
+    .await
+}
+
+/// A run's end, to record.
+#[derive(Debug, Clone)]
+pub struct RunEnd {
+    pub run_id: Uuid,
+    pub success: bool,
+    pub message: Option<String>,
+}
+
+/// Records the end of runs `owner` still holds; returns how many were recorded.
+pub async fn finish_runs(
+    db: impl PgExecutor<'_>,
+    owner: Uuid,
+    ends: &[RunEnd],
+) -> sqlx::Result<u64> {
+    if ends.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = ends.iter().map(|e| e.run_id).collect();
+    let statuses: Vec<&str> =
+        ends.iter().map(|e| if e.success { "success" } else { "fail" }).collect();
+    let messages: Vec<Option<&str>> = ends.iter().map(|e| e.message.as_deref()).collect();
+    let done = sqlx::query(
+        r#"
+        UPDATE runs r
+        SET status = e.status, message = e.message, end_time = now(), lease_owner = NULL,
+            lease_until = NULL
+        FROM UNNEST($2::uuid[], $3::text[], $4::text[]) AS e(id, status, message)
+        WHERE r.id = e.id AND r.lease_owner = $1 AND r.status = 'running'
+        "#,
+    )
+    .bind(owner)
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&messages)
     .execute(db)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(done.rows_affected())
 }
 
 /// Deletes runs that started before `before`, in bounded batches; returns how many went.

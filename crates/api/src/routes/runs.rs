@@ -34,6 +34,7 @@ fn submit_error(err: SubmitError) -> ApiError {
         SubmitError::FlowNotFound => ApiError::code(Code::FlowNotExist),
         SubmitError::Disabled => ApiError::code(Code::FlowDisabled),
         SubmitError::Database(e) => ApiError::Database(e),
+        SubmitError::Write(e) => ApiError::Internal(anyhow::anyhow!(e)),
     }
 }
 
@@ -64,8 +65,7 @@ async fn run_flow(
         ApiError::with(Code::ParamInvalid, "run_mode must be manual, auto or test")
     })?;
     let input = if body.input.is_null() { json!({}) } else { body.input };
-    let run =
-        runs::submit(&state.db, &caller.project_id, id, mode, input).await.map_err(submit_error)?;
+    let run = state.runs.submit(&caller.project_id, id, mode, input).await.map_err(submit_error)?;
     Ok(Json(json!({
         "running_id": run.running_id,
         "flow_id": run.flow_id,
@@ -97,7 +97,7 @@ async fn trigger_webhook(
         Some(other) => other,
         None => json!({}),
     };
-    runs::submit_webhook(&state.db, &caller.project_id, &id, input).await.map_err(submit_error)?;
+    state.runs.submit_webhook(&caller.project_id, &id, input).await.map_err(submit_error)?;
     Ok(Json(json!({"success": true, "message": null})))
 }
 
