@@ -82,13 +82,14 @@ impl AppState {
         registry: Arc<Registry>,
     ) -> Self {
         let tokens = TokenKeys::new(&sealer.derive("workbench token signing v1"));
+        let runs = Submitter::start(db.clone());
         AppState {
-            db: db.clone(),
+            db,
             config: Arc::new(config),
             sealer,
             tokens: Arc::new(tokens),
             keys: Arc::default(),
-            runs: Submitter::start(db.clone()),
+            runs,
             registry,
         }
     }
