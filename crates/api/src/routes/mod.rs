@@ -56,11 +56,12 @@ pub fn app(state: AppState) -> Router {
         .merge(runs::router())
         .split_for_parts();
     let mssi = mssi.layer(from_fn_with_state(state.clone(), auth::authenticate));
-    secure_and_document_errors(&mut doc);
+    secure(&mut doc);
 
     let (public, public_doc) =
         OpenApiRouter::new().merge(iam::router()).merge(system::router()).split_for_parts();
     doc.merge(public_doc);
+    document_errors(&mut doc);
 
     Router::new()
         .merge(mssi)
@@ -87,46 +88,53 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Marks every authenticated operation with its security schemes and documents the error
-/// statuses any of them can answer with, so the document matches what the server does.
-fn secure_and_document_errors(doc: &mut OpenApiDoc) {
+fn operations(doc: &mut OpenApiDoc) -> impl Iterator<Item = &mut openapi::path::Operation> {
+    doc.paths.paths.values_mut().flat_map(|item| {
+        [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch]
+            .into_iter()
+            .flatten()
+    })
+}
+
+/// Marks every authenticated operation with its security schemes.
+fn secure(doc: &mut OpenApiDoc) {
     use openapi::security::SecurityRequirement;
+    for op in operations(doc) {
+        op.security = Some(vec![
+            SecurityRequirement::new("token", Vec::<String>::new()),
+            SecurityRequirement::new("aksk", Vec::<String>::new()),
+        ]);
+    }
+}
+
+/// Documents the error statuses any operation can answer with, so the document matches what
+/// the server does.
+fn document_errors(doc: &mut OpenApiDoc) {
     use openapi::{ContentBuilder, RefOr, ResponseBuilder};
 
+    let text = || openapi::ObjectBuilder::new().schema_type(openapi::Type::String);
     let schema = openapi::ObjectBuilder::new()
-        .property("error_code", openapi::ObjectBuilder::new().schema_type(openapi::Type::String))
-        .property("error_msg", openapi::ObjectBuilder::new().schema_type(openapi::Type::String))
-        .property("request_id", openapi::ObjectBuilder::new().schema_type(openapi::Type::String))
+        .property("error_code", text())
+        .property("error_msg", text())
+        .property("request_id", text())
         .required("error_code")
         .required("error_msg")
         .build();
     let content = ContentBuilder::new().schema(Some(schema)).build();
     let error = |desc: &str| {
-        RefOr::T(
-            ResponseBuilder::new()
-                .description(desc)
-                .content("application/json", content.clone())
-                .build(),
-        )
+        let response =
+            ResponseBuilder::new().description(desc).content("application/json", content.clone());
+        RefOr::T(response.build())
     };
-    for item in doc.paths.paths.values_mut() {
-        for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch]
-            .into_iter()
-            .flatten()
-        {
-            op.security = Some(vec![
-                SecurityRequirement::new("token", Vec::<String>::new()),
-                SecurityRequirement::new("aksk", Vec::<String>::new()),
-            ]);
-            for (status, desc) in [
-                ("400", "Invalid request (MSSI error envelope)"),
-                ("401", "Authentication failed"),
-                ("403", "Not allowed for this caller or project"),
-                ("404", "No such resource"),
-                ("413", "Request body too large"),
-            ] {
-                op.responses.responses.entry(status.to_owned()).or_insert_with(|| error(desc));
-            }
+    for op in operations(doc) {
+        for (status, desc) in [
+            ("400", "Invalid request (MSSI error envelope)"),
+            ("401", "Authentication failed"),
+            ("403", "Not allowed for this caller or project"),
+            ("404", "No such resource"),
+            ("413", "Request body too large"),
+        ] {
+            op.responses.responses.entry(status.to_owned()).or_insert_with(|| error(desc));
         }
     }
 }
