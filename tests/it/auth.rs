@@ -164,3 +164,30 @@ async fn operational_endpoints_answer() {
         .unwrap();
     assert_eq!(echoed.headers()["x-request-id"], "abc-1");
 }
+
+#[tokio::test]
+async fn each_endpoint_checks_its_action() {
+    let app = TestApp::spawn().await;
+    let pool = &app.server.as_ref().unwrap().pool;
+    let actions = ["mssi:flow:list".to_owned()];
+    workbench_api::tenancy::create_user(pool, "viewer", "Viewer-pass-1", None, &actions)
+        .await
+        .unwrap();
+    let token = app.token_for("viewer", "Viewer-pass-1").await;
+    let url = format!("{}{}", app.base, app.path("/v1/{p}/flows"));
+
+    let listed = app.client.get(&url).header("x-auth-token", &token).send().await.unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    let created = app
+        .client
+        .post(&url)
+        .header("x-auth-token", &token)
+        .json(&json!({"name": "nope", "steps": []}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = crate::support::read(created).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error_code"], "MSSI.00017002");
+    assert!(body["error_msg"].as_str().unwrap().contains("mssi:flow:create"), "{body}");
+}

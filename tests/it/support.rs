@@ -160,8 +160,13 @@ impl TestApp {
 
     /// An `X-Auth-Token` for the admin user.
     pub(crate) async fn token(&self) -> String {
+        self.token_for("admin", &self.password).await
+    }
+
+    /// An `X-Auth-Token` for a user of the default domain.
+    pub(crate) async fn token_for(&self, user: &str, password: &str) -> String {
         let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
-            "name": "admin", "password": self.password, "domain": {"name": "workbench"}}}},
+            "name": user, "password": password, "domain": {"name": "workbench"}}}},
             "scope": {"project": {"name": "cn-north-4"}}}});
         let response = self
             .client

@@ -3,6 +3,11 @@
 //! The server is `WORKBENCH_TEST_DATABASE_URL` when set (any database on it that the role may
 //! create databases from), otherwise a private cluster under the system temp directory, started
 //! from the installed binaries once and shared by every test process.
+//!
+//! FIXME: on machines with Docker the server could come from `testcontainers` (a PostgreSQL
+//! container per test process) instead of the installed binaries; not written yet because no
+//! machine this project builds on has Docker, so such code would go unexercised. Until then
+//! point `WORKBENCH_TEST_DATABASE_URL` at any PostgreSQL, a container included.
 
 use std::path::PathBuf;
 
