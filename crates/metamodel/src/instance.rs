@@ -11,6 +11,13 @@ impl Metamodel {
     /// The merged package definitions of the scope's instance. The `default` instance is
     /// created with `Metamodel3` the first time it is used.
     pub async fn catalog(&self, scope: &Scope) -> Result<Catalog> {
+        let packages = self.instance_packages(scope).await?;
+        Ok(Catalog::new(&packages))
+    }
+
+    /// The package definitions of the scope's instance, in the instance's order. The `default`
+    /// instance is created with `Metamodel3` the first time it is used.
+    pub async fn instance_packages(&self, scope: &Scope) -> Result<Vec<Arc<Package>>> {
         check_instance_id(&scope.instance_id)?;
         let ids = match store::instance_packages(&self.pool, scope).await? {
             Some(ids) => ids,
@@ -21,8 +28,7 @@ impl Metamodel {
             }
             None => return Err(MetamodelError::InstanceNotFound(scope.instance_id.clone())),
         };
-        let packages = self.load_packages(&ids).await?;
-        Ok(Catalog::new(&packages))
+        self.load_packages(&ids).await
     }
 
     /// Creates an instance holding `package_ids` (built-in or registered packages).
