@@ -37,6 +37,9 @@ impl Metamodel {
         if package_ids.is_empty() {
             return Err(MetamodelError::InvalidRequest("an instance needs a package".into()));
         }
+        if let Some(bad) = package_ids.iter().find(|id| id.is_empty() || id.contains('\0')) {
+            return Err(MetamodelError::InvalidRequest(format!("unknown package {bad:?}")));
+        }
         let packages = self.load_packages(package_ids).await?;
         if let Some(missing) =
             package_ids.iter().find(|id| !packages.iter().any(|p| &p.package_id == *id))
@@ -52,6 +55,10 @@ impl Metamodel {
 
     /// Parses a package file (JSON or YAML) and stores it, replacing an earlier version.
     pub async fn register_package(&self, text: &str) -> Result<Package> {
+        if text.contains('\0') {
+            let msg = "a package definition cannot contain NUL characters".into();
+            return Err(MetamodelError::InvalidRequest(msg));
+        }
         let package = parse_package(text)?;
         if package.package_id == METAMODEL3 {
             let msg = format!("{METAMODEL3} is built in and cannot be replaced");
@@ -105,8 +112,9 @@ impl Metamodel {
 
 fn check_instance_id(instance_id: &str) -> Result<()> {
     let len = instance_id.chars().count();
-    if len == 0 || len > 64 {
-        return Err(MetamodelError::InvalidRequest("instance_id must be 1-64 characters".into()));
+    if len == 0 || len > 64 || instance_id.contains('\0') {
+        let msg = "instance_id must be 1-64 characters other than NUL".into();
+        return Err(MetamodelError::InvalidRequest(msg));
     }
     Ok(())
 }

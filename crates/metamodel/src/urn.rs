@@ -57,6 +57,9 @@ impl Urn {
         if text.chars().count() > MAX_URN_LEN {
             return Err(UrnError(format!("longer than {MAX_URN_LEN} characters")));
         }
+        if text.contains('\0') {
+            return Err(UrnError("contains a NUL character".into()));
+        }
         parse_urn(text)
     }
 
