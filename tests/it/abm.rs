@@ -93,8 +93,12 @@ async fn composite_urns_round_trip_through_import_paths_and_reads() {
     let walk = format!("{BASE}/entities/{}/lineage?hops=2&direction=in", encode(PLATFORM));
     let (status, body) = app.get(&walk).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let nodes: Vec<&str> =
-        body["nodes"].as_array().unwrap().iter().map(|n| n["entity_urn"].as_str().unwrap()).collect();
+    let nodes: Vec<&str> = body["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["entity_urn"].as_str().unwrap())
+        .collect();
     assert!(nodes.contains(&DATASET), "{body}");
 
     let (status, body) = app.delete(&path).await;

@@ -216,6 +216,7 @@ mod tests {
             "urn:abm:Type:(a,,b)",
             "urn:abm:Type:a,b",
             "urn:abm:Type:(urn:abm:T:(x),y(z))",
+            "urn:abm:Type:a\0b",
         ] {
             assert!(Urn::parse(bad).is_err(), "{bad:?} should be refused");
         }
