@@ -50,6 +50,12 @@ pub enum Command {
     /// Manage users for token login.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Manage application-model (ABM) instances.
+    #[command(subcommand)]
+    Instances(InstancesCommand),
+    /// Manage application-model (ABM) packages.
+    #[command(subcommand)]
+    Packages(PackagesCommand),
 }
 
 #[derive(Debug, Args, Default, Clone)]
@@ -93,6 +99,31 @@ pub enum UsersCommand {
         /// IAM actions to grant (repeatable, `mssi:flow:*` style); an admin when none.
         #[arg(long = "action")]
         actions: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstancesCommand {
+    /// Create an ABM instance in a project.
+    Create {
+        /// Project id; the default project when absent.
+        #[arg(long)]
+        project: Option<String>,
+        /// Instance id, 1-64 characters.
+        #[arg(long)]
+        instance: String,
+        /// Packages the instance holds, in order (repeatable); `Metamodel3` when none.
+        #[arg(long = "package")]
+        packages: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PackagesCommand {
+    /// Register a package definition (JSON or YAML), replacing one with the same id.
+    Load {
+        /// The package file.
+        file: PathBuf,
     },
 }
 

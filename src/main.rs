@@ -9,11 +9,14 @@ use opentelemetry_sdk::Resource;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter};
-use workbench::config::{Cli, Command, KeysCommand, LogFormat, UsersCommand};
+use workbench::config::{
+    Cli, Command, InstancesCommand, KeysCommand, LogFormat, PackagesCommand, UsersCommand,
+};
 use workbench::database::{self, Database};
 use workbench::Settings;
 use workbench_api::secrets::Sealer;
 use workbench_api::tenancy;
+use workbench_metamodel::{Metamodel, Scope};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -78,7 +81,51 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Instances(InstancesCommand::Create { project, instance, packages }) => {
+            let db = Database::open(&settings, 2).await?;
+            let created = create_instance(&db.pool, project.as_deref(), &instance, packages).await;
+            db.close().await;
+            let (project_id, packages) = created?;
+            println!(
+                "instance {instance} created in project {project_id} with {}",
+                packages.join(", ")
+            );
+            Ok(())
+        }
+        Command::Packages(PackagesCommand::Load { file }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let db = Database::open(&settings, 2).await?;
+            let loaded = Metamodel::new(db.pool.clone()).register_package(&text).await;
+            db.close().await;
+            let package = loaded.with_context(|| format!("loading {}", file.display()))?;
+            println!(
+                "package {} loaded: {} entity types, {} signature types, {} relationships",
+                package.package_id,
+                package.entity_types.len(),
+                package.signature_types.len(),
+                package.relationships.len()
+            );
+            Ok(())
+        }
     }
+}
+
+/// Creates an ABM instance in `project` (the default project when `None`); returns the project
+/// id and the packages the instance holds.
+async fn create_instance(
+    pool: &sqlx::PgPool,
+    project: Option<&str>,
+    instance: &str,
+    mut packages: Vec<String>,
+) -> anyhow::Result<(String, Vec<String>)> {
+    let project = tenancy::find_project(pool, project).await?;
+    if packages.is_empty() {
+        packages.push(workbench_metamodel::package::METAMODEL3.to_owned());
+    }
+    let scope = Scope::new(&project.id, instance);
+    Metamodel::new(pool.clone()).create_instance(&scope, &packages).await?;
+    Ok((project.id, packages))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

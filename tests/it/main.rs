@@ -1,5 +1,6 @@
 //! End-to-end tests: a real server on 127.0.0.1 over a real PostgreSQL, driven over HTTP.
 
+mod abm;
 mod auth;
 mod crash;
 mod flows;

@@ -159,6 +159,28 @@ pub enum ApiError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+    /// An unexpected failure in a domain whose 500 has its own code (the ABM endpoints answer
+    /// `MSSI.00050001`, not the flow domain's `MSSI.00029999`).
+    #[error("{1:#}")]
+    InternalIn(Domain, anyhow::Error),
+}
+
+/// The error-code family of an unexpected failure (contract §3.3, last row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// Flows, runs, connectors and everything else: `MSSI.00029999`.
+    Flow,
+    /// The application model: `MSSI.00050001`.
+    Abm,
+}
+
+impl Domain {
+    fn internal_code(self) -> Code {
+        match self {
+            Domain::Flow => Code::FlowUnknown,
+            Domain::Abm => Code::AbmInternal,
+        }
+    }
 }
 
 impl ApiError {
@@ -176,11 +198,19 @@ impl ApiError {
         ApiError::Unauthenticated(reason.into())
     }
 
+    /// An unexpected failure answered with `domain`'s internal code; `source` is logged, never
+    /// sent.
+    pub fn internal_in(domain: Domain, source: impl Into<anyhow::Error>) -> Self {
+        ApiError::InternalIn(domain, source.into())
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Mssi { code, .. } => code.status(),
-            ApiError::Database(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Database(_) | ApiError::Internal(_) | ApiError::InternalIn(..) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 }
@@ -203,7 +233,11 @@ impl IntoResponse for ApiError {
             ApiError::Unauthenticated(_) => ("APIGW.0301", self.to_string()),
             ApiError::Mssi { code, .. } => (code.as_str(), self.to_string()),
             ApiError::Database(_) | ApiError::Internal(_) => {
-                let (code, _, text) = Code::FlowUnknown.parts();
+                let (code, _, text) = Domain::Flow.internal_code().parts();
+                (code, text.to_owned())
+            }
+            ApiError::InternalIn(domain, _) => {
+                let (code, _, text) = domain.internal_code().parts();
                 (code, text.to_owned())
             }
         };
@@ -249,6 +283,21 @@ mod tests {
         let (status, body) = render(err).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error_code"], "MSSI.00029999");
+        assert!(!body.to_string().contains("SELECT"));
+    }
+
+    #[tokio::test]
+    async fn abm_failures_use_the_abm_code_and_keep_the_detail_for_the_log() {
+        let source = sqlx::Error::Protocol("SELECT secret FROM abm_entities".into());
+        let response = ApiError::internal_in(Domain::Abm, source).into_response();
+        let detail = response.extensions().get::<InternalDetail>().cloned();
+        assert!(detail.is_some_and(|d| d.0.contains("SELECT secret")));
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error_code"], "MSSI.00050001");
+        assert_eq!(body["error_msg"], "Internal Server Error");
         assert!(!body.to_string().contains("SELECT"));
     }
 

@@ -118,18 +118,26 @@ async fn new_key(
     Ok(NewKey { ak, sk, project_id: project_id.to_owned() })
 }
 
+/// The project `project_id`, or the default project when `None`.
+pub async fn find_project(
+    db: &PgPool,
+    project_id: Option<&str>,
+) -> Result<ProjectRow, TenancyError> {
+    match project_id {
+        Some(id) => store::find_project(db, id)
+            .await?
+            .ok_or_else(|| TenancyError::UnknownProject(id.to_owned())),
+        None => store::default_project(db).await?.ok_or(TenancyError::NoProject),
+    }
+}
+
 /// A new access key for the domain admin on `project_id` (the default project when `None`).
 pub async fn create_key(
     db: &PgPool,
     sealer: &Sealer,
     project_id: Option<&str>,
 ) -> Result<NewKey, TenancyError> {
-    let project = match project_id {
-        Some(id) => store::find_project(db, id)
-            .await?
-            .ok_or_else(|| TenancyError::UnknownProject(id.to_owned()))?,
-        None => store::default_project(db).await?.ok_or(TenancyError::NoProject)?,
-    };
+    let project = find_project(db, project_id).await?;
     let admin =
         store::domain_admin(db, &project.domain_id).await?.ok_or(TenancyError::NoProject)?;
     let mut tx = db.begin().await?;
@@ -146,12 +154,7 @@ pub async fn create_user(
     project_id: Option<&str>,
     actions: &[String],
 ) -> Result<ProjectRow, TenancyError> {
-    let project = match project_id {
-        Some(id) => store::find_project(db, id)
-            .await?
-            .ok_or_else(|| TenancyError::UnknownProject(id.to_owned()))?,
-        None => store::default_project(db).await?.ok_or(TenancyError::NoProject)?,
-    };
+    let project = find_project(db, project_id).await?;
     let is_admin = actions.is_empty();
     let user_id = hex_id();
     let user = NewUser {

@@ -11,6 +11,13 @@ impl Metamodel {
     /// The merged package definitions of the scope's instance. The `default` instance is
     /// created with `Metamodel3` the first time it is used.
     pub async fn catalog(&self, scope: &Scope) -> Result<Catalog> {
+        let packages = self.instance_packages(scope).await?;
+        Ok(Catalog::new(&packages))
+    }
+
+    /// The package definitions of the scope's instance, in the instance's order. The `default`
+    /// instance is created with `Metamodel3` the first time it is used.
+    pub async fn instance_packages(&self, scope: &Scope) -> Result<Vec<Arc<Package>>> {
         check_instance_id(&scope.instance_id)?;
         let ids = match store::instance_packages(&self.pool, scope).await? {
             Some(ids) => ids,
@@ -21,8 +28,7 @@ impl Metamodel {
             }
             None => return Err(MetamodelError::InstanceNotFound(scope.instance_id.clone())),
         };
-        let packages = self.load_packages(&ids).await?;
-        Ok(Catalog::new(&packages))
+        self.load_packages(&ids).await
     }
 
     /// Creates an instance holding `package_ids` (built-in or registered packages).
@@ -30,6 +36,9 @@ impl Metamodel {
         check_instance_id(&scope.instance_id)?;
         if package_ids.is_empty() {
             return Err(MetamodelError::InvalidRequest("an instance needs a package".into()));
+        }
+        if let Some(bad) = package_ids.iter().find(|id| id.is_empty() || id.contains('\0')) {
+            return Err(MetamodelError::InvalidRequest(format!("unknown package {bad:?}")));
         }
         let packages = self.load_packages(package_ids).await?;
         if let Some(missing) =
@@ -46,6 +55,10 @@ impl Metamodel {
 
     /// Parses a package file (JSON or YAML) and stores it, replacing an earlier version.
     pub async fn register_package(&self, text: &str) -> Result<Package> {
+        if text.contains('\0') {
+            let msg = "a package definition cannot contain NUL characters".into();
+            return Err(MetamodelError::InvalidRequest(msg));
+        }
         let package = parse_package(text)?;
         if package.package_id == METAMODEL3 {
             let msg = format!("{METAMODEL3} is built in and cannot be replaced");
@@ -99,8 +112,9 @@ impl Metamodel {
 
 fn check_instance_id(instance_id: &str) -> Result<()> {
     let len = instance_id.chars().count();
-    if len == 0 || len > 64 {
-        return Err(MetamodelError::InvalidRequest("instance_id must be 1-64 characters".into()));
+    if len == 0 || len > 64 || instance_id.contains('\0') {
+        let msg = "instance_id must be 1-64 characters other than NUL".into();
+        return Err(MetamodelError::InvalidRequest(msg));
     }
     Ok(())
 }

@@ -90,6 +90,11 @@ impl Metamodel {
             let msg = "offset must be at least 0 and limit at least 1".into();
             return Err(MetamodelError::InvalidRequest(msg));
         }
+        for (field, value) in [("type", &query.entity_type), ("name", &query.name)] {
+            if let Some(value) = value {
+                validate::storable(field, value).map_err(MetamodelError::InvalidRequest)?;
+            }
+        }
         let filter = EntityFilter {
             entity_type: query.entity_type.as_deref().filter(|t| !t.is_empty()),
             name_contains: query.name.as_deref().filter(|n| !n.is_empty()),
@@ -130,6 +135,10 @@ impl Metamodel {
         self.catalog(scope).await?;
         let start = parse_urn(&query.entity_urn)?;
         let code = query.relationship_code.as_deref().filter(|c| !c.is_empty());
+        if let Some(code) = code {
+            validate::storable("relationship_code", code)
+                .map_err(MetamodelError::InvalidRequest)?;
+        }
 
         let mut depth_of: HashMap<String, u32> = HashMap::from([(start.clone(), 0)]);
         let mut order = vec![start.clone()];

@@ -147,6 +147,9 @@ fn check_item(
     let target = validate::urn("target_urn", item.target_urn.as_deref())?;
     let code = validate::required("relationship_code", item.relationship_code.as_deref(), 255)?;
     let change = parse_change(item.change_type.as_deref())?;
+    if let Some(extend) = &item.relationship_extend {
+        validate::storable("relationship_extend", extend)?;
+    }
     if catalog.relationship(code).is_none() {
         return Err(format!("unknown relationship code {code}"));
     }

@@ -57,6 +57,9 @@ impl Urn {
         if text.chars().count() > MAX_URN_LEN {
             return Err(UrnError(format!("longer than {MAX_URN_LEN} characters")));
         }
+        if text.contains('\0') {
+            return Err(UrnError("contains a NUL character".into()));
+        }
         parse_urn(text)
     }
 
@@ -213,6 +216,7 @@ mod tests {
             "urn:abm:Type:(a,,b)",
             "urn:abm:Type:a,b",
             "urn:abm:Type:(urn:abm:T:(x),y(z))",
+            "urn:abm:Type:a\0b",
         ] {
             assert!(Urn::parse(bad).is_err(), "{bad:?} should be refused");
         }

@@ -22,14 +22,25 @@ pub(crate) fn required<'a>(
     if len == 0 || len > max {
         return Err(format!("{field} must be 1-{max} characters"));
     }
+    storable(field, value)?;
     Ok(value)
+}
+
+/// PostgreSQL text and JSONB cannot hold NUL, so a value with one is refused up front rather
+/// than failing the whole write.
+pub(crate) fn storable(field: &str, value: &str) -> Result<(), String> {
+    if value.contains('\0') {
+        return Err(format!("{field} contains a NUL character"));
+    }
+    Ok(())
 }
 
 /// An optional string of at most `max` characters.
 pub(crate) fn at_most(field: &str, value: Option<&str>, max: usize) -> Result<(), String> {
     match value {
         Some(v) if v.chars().count() > max => Err(format!("{field} exceeds {max} characters")),
-        _ => Ok(()),
+        Some(v) => storable(field, v),
+        None => Ok(()),
     }
 }
 
@@ -52,6 +63,7 @@ pub(crate) fn attributes(
     for attr in list.unwrap_or_default() {
         let id = required("attribute_id", attr.attribute_id.as_deref(), 200)?;
         let value = attr.attribute_value.clone().unwrap_or_default();
+        storable(id, &value)?;
         if id == ENTITY_NAME_ATTR && allow_entity_name {
             if std::mem::replace(&mut saw_entity_name, true) {
                 return Err(format!("attribute {id} is given twice"));

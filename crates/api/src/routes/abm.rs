@@ -23,7 +23,7 @@ use workbench_metamodel::{
 };
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, Code};
+use crate::error::{ApiError, ApiResult, Code, Domain};
 use crate::extract::{Json, Path, Query};
 use crate::AppState;
 
@@ -254,7 +254,7 @@ fn direction(value: Option<&str>) -> ApiResult<Direction> {
 }
 
 /// Maps the metamodel's errors onto the ABM codes of contract §3.3.
-fn abm_error(err: MetamodelError) -> ApiError {
+pub(super) fn abm_error(err: MetamodelError) -> ApiError {
     match err {
         MetamodelError::TooManyItems { .. } | MetamodelError::InvalidRequest(_) => {
             ApiError::with(Code::AbmParamsInvalid, err)
@@ -262,13 +262,9 @@ fn abm_error(err: MetamodelError) -> ApiError {
         MetamodelError::InstanceNotFound(_) | MetamodelError::EntityNotFound(_) => {
             ApiError::with(Code::AbmNotFound, err)
         }
-        MetamodelError::Database(source) => {
-            // FIXME: ApiError has no internal variant that carries an ABM code, so the detail
-            // is logged here and the client gets the generic ABM 500; move the detail into the
-            // response extensions once ApiError can hold both.
-            tracing::warn!(error = %source, "metamodel database failure");
-            ApiError::code(Code::AbmInternal)
-        }
+        // The detail goes to the response extensions and is logged once by the telemetry
+        // middleware; the client sees the generic ABM 500.
+        MetamodelError::Database(source) => ApiError::internal_in(Domain::Abm, source),
     }
 }
 

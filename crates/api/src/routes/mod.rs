@@ -2,6 +2,7 @@
 //! health, metrics, the OpenAPI document) beside them, and the layers every request passes.
 
 mod abm;
+mod abm_admin;
 mod flows;
 mod iam;
 mod runs;
@@ -52,6 +53,7 @@ pub fn app(state: AppState) -> Router {
     let (mssi, mut doc) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         // Each resource module contributes its routes here.
         .merge(abm::router())
+        .merge(abm_admin::router())
         .merge(flows::router())
         .merge(runs::router())
         .split_for_parts();
