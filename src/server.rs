@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use workbench_api::secrets::Sealer;
 use workbench_api::{tenancy, ApiConfig, AppState};
+use workbench_engine::completion;
 use workbench_engine::queue::{self, WorkerConfig};
 use workbench_engine::{Engine, Limits, NoConnections};
 
@@ -68,7 +69,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     };
     let registry = Arc::new(workbench_engine::builtin_registry());
     let state = AppState::new(db.pool.clone(), config, sealer, registry.clone());
-    let app = workbench_api::app(state);
+    let app = workbench_api::app(state.clone());
     let engine = Arc::new(Engine::new(registry, Arc::new(NoConnections), Limits::default()));
 
     let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -82,7 +83,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         poll: settings.run_lease.min(WorkerConfig::default().poll),
         ..WorkerConfig::default()
     };
-    let workers = queue::start(db.pool.clone(), engine, worker_config, stopped.clone());
+    let completions = state.completions.clone();
+    let run_ends = completion::listen(db.pool.clone(), completions.clone(), stopped.clone());
+    let workers =
+        queue::start(db.pool.clone(), engine, completions, worker_config, stopped.clone());
     if settings.history_retention_days > 0 {
         let retention = Duration::from_secs(u64::from(settings.history_retention_days) * 86_400);
         tokio::spawn(queue::prune_history(db.pool.clone(), retention, stopped.clone()));
@@ -97,6 +101,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         if let Err(e) = workers.await {
             tracing::warn!(error = %e, "run workers ended abnormally");
         }
+        let _ = run_ends.await;
         db.close().await;
         served.context("serving HTTP")
     });

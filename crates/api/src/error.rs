@@ -55,6 +55,10 @@ pub enum Code {
     AbmNoPermission,
     PayloadTooLarge,
     RouteNotFound,
+    /// `FlowNotExist` at a hook URL, where an unknown flow is a missing resource.
+    HookNotFound,
+    /// `FlowDisabled` at a hook URL: a disabled flow serves nothing there.
+    HookDisabled,
     MethodNotAllowed,
 }
 
@@ -131,6 +135,8 @@ impl Code {
                 ("MSSI.00020013", S::PAYLOAD_TOO_LARGE, "request body is too large")
             }
             Code::RouteNotFound => ("MSSI.00020014", S::NOT_FOUND, "resource is not found"),
+            Code::HookNotFound => ("MSSI.00020001", S::NOT_FOUND, "flow is not exist"),
+            Code::HookDisabled => ("MSSI.00020018", S::NOT_FOUND, "flow status is disable"),
             Code::MethodNotAllowed => {
                 ("MSSI.00020010", S::METHOD_NOT_ALLOWED, "method is not allowed")
             }

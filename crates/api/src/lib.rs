@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod hook_input;
 pub mod request_id;
 pub mod routes;
 pub mod secrets;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use connector_api::Registry;
 use sqlx::PgPool;
+use workbench_engine::completion::Completions;
 use workbench_engine::runs::Submitter;
 
 use crate::auth::token::TokenKeys;
@@ -72,6 +74,9 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Accepts runs, batching concurrent submissions into shared commits.
     pub runs: Submitter,
+    /// Callers of HTTP-triggered flows waiting for their run; the run workers of the process
+    /// must be given the same one.
+    pub completions: Arc<Completions>,
 }
 
 impl AppState {
@@ -91,6 +96,7 @@ impl AppState {
             keys: Arc::default(),
             runs,
             registry,
+            completions: Arc::default(),
         }
     }
 }

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::connectors::RESPONSE_CONNECTOR;
 use crate::expr::Scope;
 use crate::journal::{Journal, StepRecord, StepStatus};
 use crate::model::{FlowGraph, Step};
@@ -111,6 +112,8 @@ pub struct RunOutcome {
     pub message: Option<String>,
     /// Records not yet checkpointed; the caller commits them together with the final status.
     pub pending: Vec<StepRecord>,
+    /// The output of the first `Response` step that succeeded: what an HTTP caller gets.
+    pub response: Option<Value>,
 }
 
 /// Runs flows. Cheap to share: clone the `Arc`s it holds.
@@ -186,6 +189,7 @@ impl Engine {
             buffer: Mutex::new(Vec::new()),
             seq: AtomicI32::new(req.completed.values().map(|r| r.seq).max().unwrap_or(0)),
             info: json!({"id": req.run_id, "flow_id": req.flow_id, "mode": req.mode.as_str()}),
+            response: Mutex::new(None),
         };
         let root = Frame::root();
         let main = run.graph.steps[run.graph.trigger].block;
@@ -208,7 +212,8 @@ impl Engine {
         };
         span.in_scope(|| tracing::info!(status = ?status, "run finished"));
         let pending = run.buffer.into_inner().unwrap_or_else(PoisonError::into_inner);
-        RunOutcome { status, message, pending }
+        let response = run.response.into_inner().unwrap_or_else(PoisonError::into_inner);
+        RunOutcome { status, message, pending, response }
     }
 }
 
@@ -221,6 +226,7 @@ pub(crate) struct Run<'a> {
     buffer: Mutex<Vec<StepRecord>>,
     seq: AtomicI32,
     info: Value,
+    response: Mutex<Option<Value>>,
 }
 
 /// What a finished step instance contributes to its record.
@@ -349,7 +355,10 @@ impl<'a> Run<'a> {
         let mut done = self.start(frame, s);
         if let Some(record) = self.replay(frame, s, &done.key) {
             return match record.status {
-                StepStatus::Success => Ok(()),
+                StepStatus::Success => {
+                    self.respond(step, &record.output);
+                    Ok(())
+                }
                 StepStatus::Fail => {
                     Err(Interrupt::fail(step, record.error.clone().unwrap_or_default()))
                 }
@@ -381,6 +390,7 @@ impl<'a> Run<'a> {
         let result = result.and_then(|output| self.check_size(output));
         let ended = match result {
             Ok(output) => {
+                self.respond(step, &output);
                 frame.set_output(s, output.clone());
                 self.record(s, done, output, None);
                 Ok(())
@@ -391,6 +401,15 @@ impl<'a> Run<'a> {
             self.checkpoint(step).await?;
         }
         ended
+    }
+
+    /// Keeps the output of the run's first `Response` step for the HTTP caller.
+    fn respond(&self, step: &Step, output: &Value) {
+        if step.connector_id != RESPONSE_CONNECTOR {
+            return;
+        }
+        let mut response = self.response.lock().unwrap_or_else(PoisonError::into_inner);
+        response.get_or_insert_with(|| output.clone());
     }
 
     /// Records a failed step instance and returns the failure.

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::connectors::{HookSettings, HTTP_TRIGGER_CONNECTOR};
 use crate::model::FlowGraph;
 use crate::store::{self, FlowFilter, FlowRow};
 use crate::validate::{ValidationError, ValidationKind};
@@ -62,16 +63,36 @@ pub struct Owner {
 pub struct FlowChange {
     pub flow_id: Uuid,
     pub webhook: String,
+    /// The hook URL of a flow with an HTTP trigger.
+    pub apig_url: Option<String>,
+}
+
+/// The path at which a flow with an HTTP trigger is served, relative to the server's base URL.
+///
+/// FIXME: MSSI returns an absolute URL; this needs a configured public base URL (the server
+/// cannot know the address clients reach it by behind a proxy).
+pub fn hook_path(webhook: &str) -> String {
+    format!("/hooks/{webhook}")
 }
 
 /// The `type` of a flow, derived from its trigger.
 fn flow_type(graph: &FlowGraph) -> &'static str {
     match (graph.trigger_connector(), graph.trigger_type()) {
         ("ManualTrigger", _) | (_, Some("instant")) => "instant",
+        (HTTP_TRIGGER_CONNECTOR, _) => "api",
         (_, Some("schedule")) => "scheduled",
         (_, Some("http")) => "api",
         _ => "automated",
     }
+}
+
+/// Whether a stored FlowMeta is served by the HTTP trigger.
+fn is_hook(definition: &Value) -> bool {
+    let steps = definition.get("steps").and_then(Value::as_array).map(Vec::as_slice);
+    steps.unwrap_or_default().iter().any(|step| {
+        let call = &step["call"];
+        call["triggerRef"].is_object() && call["connectorRef"] == HTTP_TRIGGER_CONNECTOR
+    })
 }
 
 /// Checks a FlowMeta body and prepares what is stored: the body with its derived `type`.
@@ -87,6 +108,11 @@ fn prepare(body: Value, registry: &Registry) -> Result<(String, Value), FlowErro
     };
     let steps = meta.get("steps").cloned().unwrap_or_else(|| json!([]));
     let graph = FlowGraph::parse(&steps, registry).map_err(FlowError::Graph)?;
+    if graph.trigger_connector() == HTTP_TRIGGER_CONNECTOR {
+        HookSettings::from_config(graph.trigger_config()).map_err(|e| {
+            FlowError::Invalid(format!("trigger step `{}`: {e}", graph.trigger_id()))
+        })?;
+    }
     meta.insert("type".into(), Value::String(flow_type(&graph).into()));
     for owned in ["id", "status", "version", "creatd_time", "created_time", "updated_time"] {
         meta.remove(owned);
@@ -129,7 +155,7 @@ pub async fn create(
     let mut tx = db.begin().await?;
     store::insert_flow(&mut tx, &row).await.map_err(unique_name(&row.name))?;
     tx.commit().await?;
-    Ok(FlowChange { flow_id: row.id, webhook: row.webhook })
+    Ok(change(row))
 }
 
 pub async fn update(
@@ -156,7 +182,12 @@ pub async fn update(
     row.updated_at = Utc::now();
     store::update_flow(&mut tx, &row).await.map_err(unique_name(&row.name))?;
     tx.commit().await?;
-    Ok(FlowChange { flow_id: row.id, webhook: row.webhook })
+    Ok(change(row))
+}
+
+fn change(row: FlowRow) -> FlowChange {
+    let apig_url = is_hook(&row.definition).then(|| hook_path(&row.webhook));
+    FlowChange { flow_id: row.id, webhook: row.webhook, apig_url }
 }
 
 pub async fn delete(db: &PgPool, project_id: &str, flow_id: Uuid) -> Result<(), FlowError> {
@@ -225,10 +256,14 @@ fn iso(at: DateTime<Utc>) -> String {
 
 /// The stored FlowMeta with the server-owned fields written over it.
 pub fn render(row: FlowRow) -> Value {
+    let hook = is_hook(&row.definition);
     let mut meta = match row.definition {
         Value::Object(m) => m,
         _ => Map::new(),
     };
+    if hook {
+        meta.insert("apig_url".into(), json!(hook_path(&row.webhook)));
+    }
     let owned = [
         ("id", json!(row.id)),
         ("name", json!(row.name)),

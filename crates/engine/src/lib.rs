@@ -4,6 +4,7 @@
 //! memory, calling connectors from a [`connector_api::Registry`] and handing step records to a
 //! [`Journal`] around external steps. `docs/flows.md` describes the step model and expressions.
 
+pub mod completion;
 mod condition;
 pub mod connectors;
 mod control;

@@ -51,6 +51,11 @@ impl FlowGraph {
         self.steps[self.trigger].trigger_type.as_deref()
     }
 
+    /// The trigger's `config` without the engine's own keys (`Null` when absent).
+    pub fn trigger_config(&self) -> &Value {
+        &self.steps[self.trigger].config
+    }
+
     /// Every step id, in the order of the `steps` array.
     pub fn step_ids(&self) -> impl Iterator<Item = &str> {
         self.steps.iter().map(|s| s.id.as_str())

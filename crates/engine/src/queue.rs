@@ -19,7 +19,8 @@ use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::executor::{Engine, RunRequest, RunStatus};
+use crate::completion::{Completions, RunResult};
+use crate::executor::{Engine, RunOutcome, RunRequest, RunStatus};
 use crate::journal::{Journal, JournalError, StepRecord};
 use crate::model::FlowGraph;
 use crate::runs::parse_mode;
@@ -50,15 +51,18 @@ impl Default for WorkerConfig {
 }
 
 /// Starts the dispatcher; it returns once `stop` turns true and in-flight runs are settled.
+/// The end of every run it records is handed to `completions`.
 pub fn start(
     db: PgPool,
     engine: Arc<Engine>,
+    completions: Arc<Completions>,
     config: WorkerConfig,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let dispatcher = Dispatcher {
         db,
         engine,
+        completions,
         owner: Uuid::new_v4(),
         slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
         freed: Arc::new(Notify::new()),
@@ -71,6 +75,7 @@ pub fn start(
 struct Dispatcher {
     db: PgPool,
     engine: Arc<Engine>,
+    completions: Arc<Completions>,
     owner: Uuid,
     slots: Arc<Semaphore>,
     freed: Arc<Notify>,
@@ -84,7 +89,12 @@ impl Dispatcher {
         let mut tasks = JoinSet::new();
         let heartbeat = tokio::spawn(heartbeat(self.db.clone(), self.owner, self.config.lease));
         let (done, completions) = mpsc::channel(COMPLETION_BATCH * 4);
-        let completer = tokio::spawn(complete_batches(self.db.clone(), self.owner, completions));
+        let completer = tokio::spawn(complete_batches(
+            self.db.clone(),
+            self.owner,
+            self.completions.clone(),
+            completions,
+        ));
         tracing::info!(worker = %self.owner, concurrency = self.config.concurrency, "workers up");
 
         while !*stop.borrow() {
@@ -245,8 +255,13 @@ impl RunContext {
                 return;
             }
             tracing::error!(run = %id, "run execution panicked");
-            let message = Some("internal error".to_owned());
-            self.finish(id, RunStatus::Fail, message, Vec::new()).await;
+            let outcome = RunOutcome {
+                status: RunStatus::Fail,
+                message: Some("internal error".to_owned()),
+                pending: Vec::new(),
+                response: None,
+            };
+            self.finish(id, outcome).await;
         }
     }
 
@@ -256,7 +271,13 @@ impl RunContext {
             match self.graphs.get(&self.db, &self.engine, run.flow_id, run.flow_version).await {
                 Ok(graph) => graph,
                 Err(message) => {
-                    self.finish(run.id, RunStatus::Fail, Some(message), Vec::new()).await;
+                    let outcome = RunOutcome {
+                        status: RunStatus::Fail,
+                        message: Some(message),
+                        pending: Vec::new(),
+                        response: None,
+                    };
+                    self.finish(run.id, outcome).await;
                     return;
                 }
             };
@@ -285,18 +306,13 @@ impl RunContext {
         };
         let journal = PgJournal { db: self.db.clone(), run_id: run.id, owner: self.owner };
         let outcome = self.engine.run(request, &journal).await;
-        self.finish(run.id, outcome.status, outcome.message, outcome.pending).await;
+        self.finish(run.id, outcome).await;
     }
 
     /// Hands the run's end to the completer, which commits it with other runs' ends.
-    async fn finish(
-        &self,
-        run_id: Uuid,
-        status: RunStatus,
-        message: Option<String>,
-        records: Vec<StepRecord>,
-    ) {
-        let end = RunEnd { run_id, success: status == RunStatus::Success, message };
+    async fn finish(&self, run_id: Uuid, outcome: RunOutcome) {
+        let RunOutcome { status, message, pending: records, response } = outcome;
+        let end = RunEnd { run_id, success: status == RunStatus::Success, message, response };
         if self.done.send(Completion { end, records }).await.is_err() {
             tracing::warn!("the completer has stopped; the run will be resumed elsewhere");
         }
@@ -314,15 +330,22 @@ const COMPLETION_BATCH: usize = 256;
 
 /// Records finished runs in batches: their last step records and final status, for the runs
 /// this worker still holds, in one transaction. A batch that cannot be written is retried, then
-/// handed back to the queue so another claim resumes those runs from their checkpoints.
-async fn complete_batches(db: PgPool, owner: Uuid, mut completions: mpsc::Receiver<Completion>) {
+/// handed back to the queue so another claim resumes those runs from their checkpoints. Callers
+/// of this process waiting for a recorded run are woken.
+async fn complete_batches(
+    db: PgPool,
+    owner: Uuid,
+    waiters: Arc<Completions>,
+    mut completions: mpsc::Receiver<Completion>,
+) {
     let mut batch = Vec::with_capacity(COMPLETION_BATCH);
     while completions.recv_many(&mut batch, COMPLETION_BATCH).await > 0 {
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=5 {
             match record_batch(&db, owner, &batch).await {
                 Ok(recorded) => {
-                    tracing::debug!(runs = batch.len(), recorded, "runs recorded");
+                    tracing::debug!(runs = batch.len(), recorded = recorded.len(), "runs recorded");
+                    wake(&waiters, &mut batch, &recorded);
                     break;
                 }
                 Err(e) if attempt < 5 => {
@@ -341,7 +364,26 @@ async fn complete_batches(db: PgPool, owner: Uuid, mut completions: mpsc::Receiv
     }
 }
 
-async fn record_batch(db: &PgPool, owner: Uuid, batch: &[Completion]) -> sqlx::Result<u64> {
+/// Hands the ends of the recorded runs of `batch` to callers waiting for them.
+fn wake(waiters: &Completions, batch: &mut [Completion], recorded: &HashSet<Uuid>) {
+    for c in batch.iter_mut().filter(|c| recorded.contains(&c.end.run_id)) {
+        let run_id = c.end.run_id;
+        if !waiters.is_waiting(run_id) {
+            continue;
+        }
+        let status = if c.end.success { RunStatus::Success } else { RunStatus::Fail };
+        let result =
+            RunResult { status, message: c.end.message.take(), response: c.end.response.take() };
+        waiters.complete(run_id, result);
+    }
+}
+
+/// Records a batch; returns the ids of the runs this worker still held, which were recorded.
+async fn record_batch(
+    db: &PgPool,
+    owner: Uuid,
+    batch: &[Completion],
+) -> sqlx::Result<HashSet<Uuid>> {
     let ids: Vec<Uuid> = batch.iter().map(|c| c.end.run_id).collect();
     let mut tx = db.begin().await?;
     let owned: HashSet<Uuid> =
@@ -354,9 +396,11 @@ async fn record_batch(db: &PgPool, owner: Uuid, batch: &[Completion]) -> sqlx::R
         mine().flat_map(|c| c.records.iter().map(move |r| (c.end.run_id, r))).collect();
     store::insert_step_rows(&mut *tx, &rows).await?;
     let ends: Vec<RunEnd> = mine().map(|c| c.end.clone()).collect();
-    let recorded = store::finish_runs(&mut *tx, owner, &ends).await?;
+    store::finish_runs(&mut *tx, owner, &ends).await?;
+    let recorded: Vec<Uuid> = ends.iter().map(|e| e.run_id).collect();
+    store::announce_ends(&mut *tx, &recorded).await?;
     tx.commit().await?;
-    Ok(recorded)
+    Ok(owned)
 }
 
 /// Writes checkpoints of one run, only while this worker still holds its lease.

@@ -1,4 +1,4 @@
-//! Submitting runs: R7 (run a flow) and R10 (the legacy webhook).
+//! Submitting runs: R7 (run a flow), R10 (the legacy webhook) and the HTTP trigger's hook.
 //!
 //! A run is accepted once its row exists: the insert, the flow's run counter and the wake-up
 //! notification commit together, and a worker picks the run up from the queue.
@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::connectors::{HookSettings, HTTP_TRIGGER_CONNECTOR};
 use crate::executor::RunMode;
 use crate::store::{self, FlowRow, NewRun};
 
@@ -19,6 +20,9 @@ pub enum SubmitError {
     FlowNotFound,
     #[error("the flow is disabled")]
     Disabled,
+    /// The stored trigger settings do not parse (saved before a rule was added).
+    #[error("the flow's HTTP trigger is misconfigured: {0}")]
+    BadTrigger(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     /// The batch this run was written in failed; the text is the database's.
@@ -71,7 +75,7 @@ impl Submitter {
         let flow = store::find_flow(&self.db, project_id, flow_id, false)
             .await?
             .ok_or(SubmitError::FlowNotFound)?;
-        self.enqueue(flow, mode, input).await
+        self.enqueue(flow, mode, input, Uuid::new_v4()).await
     }
 
     /// Queues an automatic run of the flow of `project_id` whose webhook id is `webhook`.
@@ -85,7 +89,38 @@ impl Submitter {
             .await?
             .filter(|f| f.project_id == project_id)
             .ok_or(SubmitError::FlowNotFound)?;
-        self.enqueue(flow, RunMode::Auto, input).await
+        self.enqueue(flow, RunMode::Auto, input, Uuid::new_v4()).await
+    }
+
+    /// The flow behind the hook `webhook`: unknown, or not started by an HTTP trigger, is
+    /// `FlowNotFound`; disabled is `Disabled`.
+    pub async fn find_hook(&self, webhook: &str) -> Result<Hook, SubmitError> {
+        // FIXME: one query per request, returning the whole definition. A per-process cache of
+        // (flow id, version, status, settings) by webhook, invalidated by a NOTIFY when a flow
+        // is saved, enabled or disabled, would take it off the hot path.
+        let flow = store::find_flow_by_webhook(&self.db, webhook)
+            .await?
+            .ok_or(SubmitError::FlowNotFound)?;
+        let Some(trigger) = hook_trigger(&flow.definition) else {
+            return Err(SubmitError::FlowNotFound);
+        };
+        if flow.status != "enable" {
+            return Err(SubmitError::Disabled);
+        }
+        let config = trigger.get("config").unwrap_or(&Value::Null);
+        let settings = HookSettings::from_config(config).map_err(SubmitError::BadTrigger)?;
+        Ok(Hook { flow, settings })
+    }
+
+    /// Queues an automatic run of the hook's flow under the id `run_id`, which the caller chose
+    /// so that it could start waiting for the run first.
+    pub async fn submit_hook(
+        &self,
+        hook: Hook,
+        run_id: Uuid,
+        input: Value,
+    ) -> Result<Submitted, SubmitError> {
+        self.enqueue(hook.flow, RunMode::Auto, input, run_id).await
     }
 
     async fn enqueue(
@@ -93,8 +128,9 @@ impl Submitter {
         flow: FlowRow,
         mode: RunMode,
         input: Value,
+        run_id: Uuid,
     ) -> Result<Submitted, SubmitError> {
-        let run = new_run(flow, mode, input)?;
+        let run = new_run(flow, mode, input, run_id)?;
         let submitted = Submitted {
             running_id: run.id,
             flow_id: run.flow_id,
@@ -108,12 +144,26 @@ impl Submitter {
     }
 }
 
-fn new_run(flow: FlowRow, mode: RunMode, input: Value) -> Result<NewRun, SubmitError> {
+/// An enabled flow served by the HTTP trigger, found by its webhook id.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub flow: FlowRow,
+    pub settings: HookSettings,
+}
+
+/// The `triggerRef` of the definition's trigger step, when that is an HTTP trigger.
+fn hook_trigger(definition: &Value) -> Option<&Value> {
+    let steps = definition.get("steps")?.as_array()?;
+    let call = steps.iter().map(|s| &s["call"]).find(|c| c["triggerRef"].is_object())?;
+    (call["connectorRef"] == HTTP_TRIGGER_CONNECTOR).then(|| &call["triggerRef"])
+}
+
+fn new_run(flow: FlowRow, mode: RunMode, input: Value, id: Uuid) -> Result<NewRun, SubmitError> {
     if mode != RunMode::Test && flow.status != "enable" {
         return Err(SubmitError::Disabled);
     }
     Ok(NewRun {
-        id: Uuid::new_v4(),
+        id,
         project_id: flow.project_id,
         flow_id: flow.id,
         flow_version: flow.version,

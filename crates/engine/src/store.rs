@@ -10,6 +10,8 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use crate::completion::{RunResult, RUN_DONE_CHANNEL};
+use crate::executor::RunStatus;
 use crate::journal::{StepRecord, StepStatus};
 
 /// The channel that wakes workers when runs are queued.
@@ -524,6 +526,8 @@ pub struct RunEnd {
     pub run_id: Uuid,
     pub success: bool,
     pub message: Option<String>,
+    /// The output of the run's `Response` step, for a caller of an HTTP trigger.
+    pub response: Option<Value>,
 }
 
 /// Records the end of runs `owner` still holds; returns how many were recorded.
@@ -539,12 +543,14 @@ pub async fn finish_runs(
     let statuses: Vec<&str> =
         ends.iter().map(|e| if e.success { "success" } else { "fail" }).collect();
     let messages: Vec<Option<&str>> = ends.iter().map(|e| e.message.as_deref()).collect();
+    let responses: Vec<Option<&Value>> = ends.iter().map(|e| e.response.as_ref()).collect();
     let done = sqlx::query(
         r#"
         UPDATE runs r
-        SET status = e.status, message = e.message, end_time = now(), lease_owner = NULL,
-            lease_until = NULL
-        FROM UNNEST($2::uuid[], $3::text[], $4::text[]) AS e(id, status, message)
+        SET status = e.status, message = e.message, response = e.response, end_time = now(),
+            lease_owner = NULL, lease_until = NULL
+        FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::jsonb[])
+             AS e(id, status, message, response)
         WHERE r.id = e.id AND r.lease_owner = $1 AND r.status = 'running'
         "#,
     )
@@ -552,9 +558,43 @@ pub async fn finish_runs(
     .bind(&ids)
     .bind(&statuses)
     .bind(&messages)
+    .bind(&responses)
     .execute(db)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Announces on [`RUN_DONE_CHANNEL`] that these runs ended, once the transaction commits: one
+/// notification per run, its id as the payload.
+pub async fn announce_ends(db: impl PgExecutor<'_>, run_ids: &[Uuid]) -> sqlx::Result<()> {
+    if run_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_notify($1, id::text) FROM UNNEST($2::uuid[]) AS id")
+        .bind(RUN_DONE_CHANNEL)
+        .bind(run_ids)
+        .execute(db)
+        .await
+        .map(drop)
+}
+
+/// The end of a finished run; `None` while it is queued or running (or unknown).
+pub async fn find_run_end(
+    db: impl PgExecutor<'_>,
+    run_id: Uuid,
+) -> sqlx::Result<Option<RunResult>> {
+    let row: Option<(String, Option<String>, Option<Value>)> = sqlx::query_as(
+        "SELECT status, message, response FROM runs \
+         WHERE id = $1 AND status IN ('success', 'fail')",
+    )
+    .bind(run_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(status, message, response)| RunResult {
+        status: if status == "success" { RunStatus::Success } else { RunStatus::Fail },
+        message,
+        response,
+    }))
 }
 
 /// Deletes runs that started before `before`, in bounded batches; returns how many went.

@@ -110,18 +110,7 @@ async fn authenticate_inner(state: &AppState, req: Request) -> ApiResult<Request
     let (mut parts, body) = req.into_parts();
 
     let (caller, body) = if let Some(token) = header(&parts.headers, "x-auth-token") {
-        let claims = state
-            .tokens
-            .check(token)
-            .ok_or_else(|| ApiError::unauthenticated("decrypt token fail"))?;
-        let caller = Caller {
-            user_id: claims.sub,
-            domain_id: claims.domain_id,
-            project_id: claims.project_id,
-            is_admin: claims.admin,
-            actions: claims.actions.into(),
-        };
-        (caller, body)
+        (token_caller(state, token)?, body)
     } else if let Some(auth) = header(&parts.headers, "authorization") {
         let auth = auth.to_owned();
         let bytes =
@@ -138,6 +127,32 @@ async fn authenticate_inner(state: &AppState, req: Request) -> ApiResult<Request
     }
     parts.extensions.insert(caller);
     Ok(Request::from_parts(parts, body))
+}
+
+/// The caller an `X-Auth-Token` names.
+pub(crate) fn token_caller(state: &AppState, token: &str) -> ApiResult<Caller> {
+    let claims =
+        state.tokens.check(token).ok_or_else(|| ApiError::unauthenticated("decrypt token fail"))?;
+    Ok(Caller {
+        user_id: claims.sub,
+        domain_id: claims.domain_id,
+        project_id: claims.project_id,
+        is_admin: claims.admin,
+        actions: claims.actions.into(),
+    })
+}
+
+/// The caller whose AK/SK signature (`Authorization: SDK-HMAC-SHA256 ...`) covers this
+/// request and `body`.
+pub(crate) async fn signed_caller(
+    state: &AppState,
+    parts: &Parts,
+    body: &[u8],
+) -> ApiResult<Caller> {
+    let Some(auth) = header(&parts.headers, "authorization") else {
+        return Err(ApiError::unauthenticated("no authentication information"));
+    };
+    verify_signature(state, parts, auth, body).await
 }
 
 async fn verify_signature(

@@ -53,7 +53,7 @@ pub(super) fn flow_id(text: &str, missing: Code) -> ApiResult<Uuid> {
 }
 
 fn change(c: &FlowChange) -> Json<Value> {
-    Json(json!({"flow_id": c.flow_id, "apig_url": null, "webhook": c.webhook, "steps": []}))
+    Json(json!({"flow_id": c.flow_id, "apig_url": c.apig_url, "webhook": c.webhook, "steps": []}))
 }
 
 /// F1: create a flow (FlowMeta body).

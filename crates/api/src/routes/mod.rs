@@ -4,6 +4,7 @@
 mod abm;
 mod abm_admin;
 mod flows;
+mod hooks;
 mod iam;
 mod runs;
 mod system;
@@ -68,6 +69,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(mssi)
         .merge(public)
+        .merge(hooks::router())
         .merge(system::openapi_router(&doc))
         .fallback(|| async { ApiError::code(Code::RouteNotFound) })
         .method_not_allowed_fallback(|| async { ApiError::code(Code::MethodNotAllowed) })

@@ -4,7 +4,9 @@
 mod control;
 mod delay;
 mod http;
+mod http_trigger;
 mod manual;
+mod response;
 mod transform;
 
 use std::sync::Arc;
@@ -15,14 +17,20 @@ use serde_json::{json, Value};
 pub use control::{ControlConnector, CONTROL_OPERATIONS};
 pub use delay::DelayConnector;
 pub use http::HttpConnector;
+pub use http_trigger::{
+    HookAuth, HookMethod, HookSettings, HttpTrigger, HTTP_TRIGGER_CONNECTOR, MAX_DEADLINE,
+};
 pub use manual::ManualTrigger;
+pub use response::{ResponseAction, RESPONSE_CONNECTOR};
 pub use transform::DataTransform;
 
-/// Every connector shipped with Workbench: `ManualTrigger`, `HTTP`, `DataTransform`, `Control`,
-/// `Delay` and `Text`.
+/// Every connector shipped with Workbench: `ManualTrigger`, `HttpTrigger`, `HTTP`, `Response`,
+/// `DataTransform`, `Control`, `Delay` and `Text`.
 pub fn builtin_registry() -> Registry {
     let mut registry = Registry::new();
     registry.register(Arc::new(ManualTrigger::new()));
+    registry.register(Arc::new(HttpTrigger::new()));
+    registry.register(Arc::new(ResponseAction::new()));
     registry.register(Arc::new(HttpConnector::new()));
     registry.register(Arc::new(DataTransform::new()));
     registry.register(Arc::new(ControlConnector::new()));

@@ -1,0 +1,192 @@
+//! The HTTP trigger (MSSI's "API flow"): `/hooks/{webhook}` starts a run of the enabled flow
+//! whose trigger is `HttpTrigger` and, in `sync` mode, answers with what its `Response` step
+//! set once the run ends.
+//!
+//! The route sits outside the authenticated MSSI prefix: each flow's trigger says how callers
+//! authenticate (none, AK/SK, token or an HMAC of the body). `docs/http-triggers.md` has the
+//! rules.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use uuid::Uuid;
+use workbench_engine::completion::RunResult;
+use workbench_engine::connectors::HookAuth;
+use workbench_engine::runs::{Hook, SubmitError};
+use workbench_engine::RunStatus;
+
+use crate::auth::{self, Caller};
+use crate::error::{ApiError, ApiResult, Code};
+use crate::extract::{read_body, Path};
+use crate::{hook_input, request_id, AppState};
+
+/// The header carrying the HMAC of the body in `hmac` mode: `sha256=<lower-case hex>`.
+const SIGNATURE_HEADER: &str = "x-workbench-signature";
+
+/// Headers a `Response` step may not set.
+const FRAMING_HEADERS: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
+
+/// The header naming the run on every answer of a hook.
+const RUN_HEADER: &str = "x-workbench-run-id";
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/hooks/{webhook}", any(call_hook))
+}
+
+async fn call_hook(
+    State(state): State<AppState>,
+    Path(webhook): Path<String>,
+    req: Request,
+) -> Response {
+    match serve(&state, &webhook, req).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(webhook = %webhook))]
+async fn serve(state: &AppState, webhook: &str, req: Request) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let hook = state.runs.find_hook(webhook).await.map_err(hook_error)?;
+    if !hook.settings.method.allows(parts.method.as_str()) {
+        return Err(ApiError::with(Code::MethodNotAllowed, parts.method));
+    }
+    // A token is checked before the body is read: a stranger costs no upload.
+    if hook.settings.auth == HookAuth::Token {
+        let token = header(&parts, "x-auth-token")
+            .ok_or_else(|| ApiError::unauthenticated("no authentication information"))?;
+        admit(&auth::token_caller(state, token)?, &hook)?;
+    }
+    let bytes = read_body(body, &parts.headers, state.config.body_limit).await?;
+    match &hook.settings.auth {
+        HookAuth::None | HookAuth::Token => {}
+        HookAuth::AkSk => admit(&auth::signed_caller(state, &parts, &bytes).await?, &hook)?,
+        HookAuth::Hmac { secret } => check_hmac(&parts, secret, &bytes)?,
+    }
+    let input = hook_input::trigger_input(&parts, &bytes)?;
+    drop(bytes);
+
+    let run_id = Uuid::new_v4();
+    let settings = hook.settings.clone();
+    let waiter = (!settings.asynchronous).then(|| state.completions.register(run_id));
+    state.runs.submit_hook(hook, run_id, input).await.map_err(hook_error)?;
+    let Some(waiter) = waiter else {
+        return Ok(accepted(run_id));
+    };
+    match waiter.wait(&state.db, settings.deadline).await? {
+        Some(end) => Ok(answer(run_id, end)),
+        None => Ok(accepted(run_id)),
+    }
+}
+
+fn hook_error(err: SubmitError) -> ApiError {
+    match err {
+        SubmitError::FlowNotFound => ApiError::code(Code::HookNotFound),
+        SubmitError::Disabled => ApiError::code(Code::HookDisabled),
+        SubmitError::BadTrigger(e) => ApiError::Internal(anyhow::anyhow!(e)),
+        SubmitError::Database(e) => ApiError::Database(e),
+        SubmitError::Write(e) => ApiError::Internal(anyhow::anyhow!(e)),
+    }
+}
+
+/// Whether an authenticated caller may start the hook's flow.
+fn admit(caller: &Caller, hook: &Hook) -> ApiResult<()> {
+    if caller.project_id != hook.flow.project_id {
+        return Err(ApiError::code(Code::Forbidden));
+    }
+    caller.require("mssi:flow:start", Code::NoPermission)
+}
+
+fn check_hmac(parts: &Parts, secret: &str, body: &[u8]) -> ApiResult<()> {
+    let fail = || ApiError::unauthenticated("verify hmac signature fail");
+    let given = header(parts, SIGNATURE_HEADER).ok_or_else(fail)?;
+    let hex_text = given.trim().strip_prefix("sha256=").ok_or_else(fail)?;
+    let given = hex::decode(hex_text).map_err(|_| fail())?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| fail())?;
+    mac.update(body);
+    mac.verify_slice(&given).map_err(|_| fail())
+}
+
+fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `202 {"running_id"}`: the run goes on without the caller.
+fn accepted(run_id: Uuid) -> Response {
+    let mut response =
+        (StatusCode::ACCEPTED, axum::Json(json!({"running_id": run_id}))).into_response();
+    tag(&mut response, run_id);
+    response
+}
+
+/// What the caller of a finished run gets: the `Response` step's answer if one ran, else 200
+/// with the running id for a success, or the error envelope with the run's message.
+fn answer(run_id: Uuid, end: RunResult) -> Response {
+    let mut response = match (end.response, end.status) {
+        (Some(set), _) => respond(&set),
+        (None, RunStatus::Success) => {
+            let body = json!({"running_id": run_id, "status": "success"});
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        (None, RunStatus::Fail) => {
+            let (code, status, text) = Code::FlowUnknown.parts();
+            let message = end.message.unwrap_or_default();
+            let body = json!({
+                "error_code": code,
+                "error_msg": format!("{text}: {message}"),
+                "request_id": request_id::current(),
+                "running_id": run_id,
+            });
+            (status, axum::Json(body)).into_response()
+        }
+    };
+    tag(&mut response, run_id);
+    response
+}
+
+/// Renders a `Response` step output `{status, headers, body}`: a text body as it is, anything
+/// else as JSON, each with a default Content-Type the step's headers may override.
+fn respond(set: &Value) -> Response {
+    let status = set["status"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let (bytes, content_type) = match &set["body"] {
+        Value::Null => (Vec::new(), None),
+        Value::String(text) => (text.clone().into_bytes(), Some("text/plain; charset=utf-8")),
+        other => (other.to_string().into_bytes(), Some("application/json")),
+    };
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Some(content_type) = content_type {
+        headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    for (name, value) in set["headers"].as_object().into_iter().flatten() {
+        let (Ok(name), Some(Ok(value))) =
+            (HeaderName::from_bytes(name.as_bytes()), value.as_str().map(HeaderValue::from_str))
+        else {
+            continue;
+        };
+        // The framing is the server's business, not the flow's.
+        if FRAMING_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        headers.insert(name, value);
+    }
+    response
+}
+
+fn tag(response: &mut Response, run_id: Uuid) {
+    if let Ok(value) = HeaderValue::from_str(&run_id.to_string()) {
+        response.headers_mut().insert(RUN_HEADER, value);
+    }
+}
