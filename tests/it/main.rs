@@ -4,6 +4,7 @@ mod abm;
 mod auth;
 mod crash;
 mod flows;
+mod http_trigger;
 mod observability;
 mod orders;
 mod runs;
