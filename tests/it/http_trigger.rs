@@ -13,9 +13,11 @@ use crate::support::{flow, now_sdk_date, read, step, Key, TestApp};
 
 /// An HTTP trigger step with `config`.
 fn http_trigger(config: Value, transmit: &[&str]) -> Value {
-    json!({"stepId": "trigger", "name": "http", "call": {"connectorRef": "HttpTrigger",
-        "connectorVersion": "1", "triggerRef": {"refId": "http_request", "type": "http",
-        "input": {}, "config": config}}, "transmit": transmit})
+    let mut step = json!({"stepId": "trigger", "name": "http", "call": {
+        "connectorRef": "HttpTrigger", "connectorVersion": "1", "triggerRef": {
+        "refId": "http_request", "type": "http", "input": {}}}, "transmit": transmit});
+    step["call"]["triggerRef"]["config"] = config;
+    step
 }
 
 fn response(id: &str, input: Value) -> Value {
