@@ -6,6 +6,7 @@ mod abm_admin;
 mod flows;
 mod iam;
 mod runs;
+mod schedules;
 mod system;
 
 use axum::extract::DefaultBodyLimit;
@@ -56,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .merge(abm_admin::router())
         .merge(flows::router())
         .merge(runs::router())
+        .merge(schedules::router())
         .split_for_parts();
     let mssi = mssi.layer(from_fn_with_state(state.clone(), auth::authenticate));
     secure(&mut doc);
