@@ -7,5 +7,6 @@ mod flows;
 mod observability;
 mod orders;
 mod runs;
+mod schedules;
 mod support;
 mod tidy;
