@@ -12,11 +12,13 @@ use crate::support::{temp_dir, TestApp};
 
 /// A flow whose only step is a `Schedule` trigger.
 fn scheduled(name: &str, op: &str, config: Value) -> Value {
-    json!({"name": name, "steps": [{"stepId": "tick", "name": "tick", "call": {
+    let mut flow = json!({"name": name, "steps": [{"stepId": "tick", "name": "tick", "call": {
         "connectorRef": "Schedule", "connectorVersion": "1",
         "triggerRef": {"refId": op, "refName": op, "type": "schedule", "input": {},
-                       "config": config}},
-        "transmit": []}]})
+                       "config": null}},
+        "transmit": []}]});
+    flow["steps"][0]["call"]["triggerRef"]["config"] = config;
+    flow
 }
 
 fn every_second() -> Value {

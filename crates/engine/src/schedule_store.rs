@@ -131,6 +131,8 @@ pub struct DueSchedule {
 }
 
 /// Locks up to `limit` armed schedules due at `now`, skipping those another process holds.
+/// The flow row is locked too (queuing a run updates it), so a concurrent update or disable,
+/// which locks the flow first, is skipped instead of deadlocking.
 pub async fn lock_due(
     db: &mut PgConnection,
     now: DateTime<Utc>,
@@ -144,7 +146,7 @@ pub async fn lock_due(
         WHERE s.state = 'armed' AND s.next_fire_at <= $1
         ORDER BY s.next_fire_at
         LIMIT $2
-        FOR UPDATE OF s SKIP LOCKED
+        FOR UPDATE OF s, f SKIP LOCKED
         "#,
     )
     .bind(now)

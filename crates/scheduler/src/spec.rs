@@ -464,8 +464,8 @@ mod tests {
         DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
     }
 
-    fn fires(op: &str, config: Value, from: &str, to: &str) -> Vec<String> {
-        let spec = ScheduleSpec::parse(op, &config).unwrap();
+    fn fires(op: &str, config: &Value, from: &str, to: &str) -> Vec<String> {
+        let spec = ScheduleSpec::parse(op, config).unwrap();
         let (from, to) = (utc(from), utc(to));
         upcoming(&spec, from, 1000)
             .into_iter()
@@ -478,22 +478,21 @@ mod tests {
     fn berlin_daily_0230_fires_once_on_both_dst_days() {
         let config = json!({"time": "02:30", "timezone": "Europe/Berlin"});
         // Spring forward: 02:30 does not exist; it fires when the clock jumps to 03:00 CEST.
-        let spring =
-            fires(OP_DAILY, config.clone(), "2027-03-27T00:00:00Z", "2027-03-29T00:00:00Z");
+        let spring = fires(OP_DAILY, &config, "2027-03-27T00:00:00Z", "2027-03-29T00:00:00Z");
         assert_eq!(spring, ["2027-03-27T01:30:00Z", "2027-03-28T01:00:00Z"]);
         // Fall back: 02:30 occurs twice; only the first (CEST) occurrence fires.
-        let fall = fires(OP_DAILY, config, "2027-10-30T00:00:00Z", "2027-11-01T00:00:00Z");
+        let fall = fires(OP_DAILY, &config, "2027-10-30T00:00:00Z", "2027-11-01T00:00:00Z");
         assert_eq!(fall, ["2027-10-30T00:30:00Z", "2027-10-31T00:30:00Z"]);
     }
 
     #[test]
     fn new_york_cron_follows_the_same_rule() {
         let config = json!({"expression": "30 2 * * *", "timezone": "America/New_York"});
-        let spring = fires(OP_CRON, config.clone(), "2027-03-13T00:00:00Z", "2027-03-15T00:00:00Z");
+        let spring = fires(OP_CRON, &config, "2027-03-13T00:00:00Z", "2027-03-15T00:00:00Z");
         // 2027-03-14 02:30 EST does not exist; the clock jumps at 07:00 UTC.
         assert_eq!(spring, ["2027-03-13T07:30:00Z", "2027-03-14T07:00:00Z"]);
         let config = json!({"expression": "30 1 * * *", "timezone": "America/New_York"});
-        let fall = fires(OP_CRON, config, "2027-11-06T00:00:00Z", "2027-11-08T00:00:00Z");
+        let fall = fires(OP_CRON, &config, "2027-11-06T00:00:00Z", "2027-11-08T00:00:00Z");
         // 01:30 occurs twice on 2027-11-07; the EDT one (05:30 UTC) fires.
         assert_eq!(fall, ["2027-11-06T05:30:00Z", "2027-11-07T05:30:00Z"]);
     }
@@ -510,32 +509,32 @@ mod tests {
     #[test]
     fn sub_hourly_cron_collapses_the_skipped_hour() {
         let config = json!({"expression": "*/20 * * * *", "timezone": "Europe/Berlin"});
-        let got = fires(OP_CRON, config, "2027-03-28T00:30:00Z", "2027-03-28T01:30:00Z");
+        let got = fires(OP_CRON, &config, "2027-03-28T00:30:00Z", "2027-03-28T01:30:00Z");
         assert_eq!(got, ["2027-03-28T00:40:00Z", "2027-03-28T01:00:00Z", "2027-03-28T01:20:00Z"]);
     }
 
     #[test]
     fn repeat_steps_real_time_below_a_day_and_the_wall_clock_above() {
         let every = json!({"first_run": "2027-01-01T00:00:00", "every": 90, "unit": "second"});
-        let got = fires(OP_REPEAT, every, "2027-01-01T00:00:00Z", "2027-01-01T00:04:00Z");
+        let got = fires(OP_REPEAT, &every, "2027-01-01T00:00:00Z", "2027-01-01T00:04:00Z");
         assert_eq!(got, ["2027-01-01T00:01:30Z", "2027-01-01T00:03:00Z"]);
         let daily = json!({"first_run": "2027-03-27T09:00", "every": 1, "unit": "day",
             "timezone": "Europe/Berlin"});
-        let got = fires(OP_REPEAT, daily, "2027-03-26T00:00:00Z", "2027-03-29T00:00:00Z");
+        let got = fires(OP_REPEAT, &daily, "2027-03-26T00:00:00Z", "2027-03-29T00:00:00Z");
         assert_eq!(got, ["2027-03-27T08:00:00Z", "2027-03-28T07:00:00Z"]);
     }
 
     #[test]
     fn several_times_of_day() {
         let config = json!({"times": ["18:00", "08:15", "08:15"], "timezone": "Asia/Shanghai"});
-        let got = fires(OP_TIMES, config, "2027-01-01T00:00:00Z", "2027-01-02T00:00:00Z");
+        let got = fires(OP_TIMES, &config, "2027-01-01T00:00:00Z", "2027-01-02T00:00:00Z");
         assert_eq!(got, ["2027-01-01T00:15:00Z", "2027-01-01T10:00:00Z"]);
     }
 
     #[test]
     fn six_fields_put_seconds_first() {
         let config = json!({"expression": "*/15 * * * * *"});
-        let got = fires(OP_CRON, config, "2027-01-01T00:00:00Z", "2027-01-01T00:01:00Z");
+        let got = fires(OP_CRON, &config, "2027-01-01T00:00:00Z", "2027-01-01T00:01:00Z");
         assert_eq!(got.len(), 3);
     }
 
