@@ -1,4 +1,5 @@
-//! Starting and stopping a server: database, bootstrap, HTTP listener, background workers.
+//! Starting and stopping a server: database, bootstrap, HTTP listener, background workers
+//! (the run workers and the scheduler loop).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use workbench_api::{tenancy, ApiConfig, AppState};
 use workbench_engine::completion;
 use workbench_engine::queue::{self, WorkerConfig};
 use workbench_engine::{Engine, Limits, NoConnections};
+use workbench_scheduler::SchedulerConfig;
 
 use crate::database::{self, Database};
 use crate::Settings;
@@ -67,7 +69,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         body_limit: settings.body_limit,
         ..ApiConfig::default()
     };
-    let registry = Arc::new(workbench_engine::builtin_registry());
+    let mut registry = workbench_engine::builtin_registry();
+    workbench_scheduler::register(&mut registry);
+    let registry = Arc::new(registry);
     let state = AppState::new(db.pool.clone(), config, sealer, registry.clone());
     let app = workbench_api::app(state.clone());
     let engine = Arc::new(Engine::new(registry, Arc::new(NoConnections), Limits::default()));
@@ -91,6 +95,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         let retention = Duration::from_secs(u64::from(settings.history_retention_days) * 86_400);
         tokio::spawn(queue::prune_history(db.pool.clone(), retention, stopped.clone()));
     }
+    let scheduler =
+        workbench_scheduler::start(db.pool.clone(), SchedulerConfig::default(), stopped.clone());
     let pool = db.pool.clone();
     let task = tokio::spawn(async move {
         let mut stopped = stopped;
@@ -102,6 +108,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             tracing::warn!(error = %e, "run workers ended abnormally");
         }
         let _ = run_ends.await;
+        if let Err(e) = scheduler.await {
+            tracing::warn!(error = %e, "scheduler ended abnormally");
+        }
         db.close().await;
         served.context("serving HTTP")
     });

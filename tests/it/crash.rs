@@ -31,7 +31,10 @@ impl Drop for Process {
 }
 
 /// Starts the `workbench` binary and waits until it is ready.
-async fn start_process(data_dir: &Path, database_url: Option<&str>) -> (Process, SocketAddr) {
+pub(crate) async fn start_process(
+    data_dir: &Path,
+    database_url: Option<&str>,
+) -> (Process, SocketAddr) {
     start_process_with(data_dir, database_url, &[]).await
 }
 

@@ -8,5 +8,6 @@ mod http_trigger;
 mod observability;
 mod orders;
 mod runs;
+mod schedules;
 mod support;
 mod tidy;

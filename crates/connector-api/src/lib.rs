@@ -128,6 +128,14 @@ impl ConnectorError {
 pub trait Connector: Send + Sync + 'static {
     fn descriptor(&self) -> &Descriptor;
 
+    /// Checks a step's static `config` for `operation` when a flow is saved, so a setting that
+    /// can never work is refused then rather than at run time. The message says what is wrong
+    /// (the engine adds the step id). The default accepts every config.
+    fn check_config(&self, operation: &str, config: &Value) -> Result<(), String> {
+        let _ = (operation, config);
+        Ok(())
+    }
+
     async fn invoke(&self, call: Invocation) -> Result<Value, ConnectorError>;
 }
 

@@ -3,7 +3,9 @@
 //! A saved FlowMeta is kept whole, so keys the server does not model round-trip. Fields the
 //! server owns (`id`, `status`, `version`, `type`, times, owner) are kept in columns and written
 //! over the stored JSON when a flow is rendered. Every save validates the step graph and makes
-//! a new version; old versions stay readable and runnable.
+//! a new version; old versions stay readable and runnable. Enabling, updating, disabling and
+//! deleting keep the flow's schedule armed or disarmed in the same transaction
+//! ([`crate::schedules`]).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use connector_api::Registry;
@@ -13,6 +15,7 @@ use uuid::Uuid;
 
 use crate::connectors::{HookSettings, HTTP_TRIGGER_CONNECTOR};
 use crate::model::FlowGraph;
+use crate::schedules;
 use crate::store::{self, FlowFilter, FlowRow};
 use crate::validate::{ValidationError, ValidationKind};
 
@@ -181,6 +184,8 @@ pub async fn update(
     row.definition = definition;
     row.updated_at = Utc::now();
     store::update_flow(&mut tx, &row).await.map_err(unique_name(&row.name))?;
+    // An enabled flow's schedule moves to the new version with the definition.
+    schedules::sync(&mut tx, &row).await?;
     tx.commit().await?;
     Ok(change(row))
 }
@@ -197,6 +202,8 @@ pub async fn delete(db: &PgPool, project_id: &str, flow_id: Uuid) -> Result<(), 
     if row.status == "enable" {
         return Err(FlowError::Enabled);
     }
+    // A disabled flow has no armed schedule; this also clears one left by an older server.
+    schedules::sync(&mut tx, &FlowRow { status: "disable".into(), ..row }).await?;
     store::delete_flow(&mut *tx, flow_id).await?;
     tx.commit().await?;
     Ok(())
@@ -210,11 +217,15 @@ pub async fn set_enabled(
     enabled: bool,
 ) -> Result<(), FlowError> {
     let status = if enabled { "enable" } else { "disable" };
-    if store::set_flow_status(db, project_id, flow_id, status).await? {
-        Ok(())
-    } else {
-        Err(FlowError::NotFound)
-    }
+    let mut tx = db.begin().await?;
+    let mut row =
+        store::find_flow(&mut *tx, project_id, flow_id, true).await?.ok_or(FlowError::NotFound)?;
+    store::set_flow_status(&mut *tx, project_id, flow_id, status).await?;
+    row.status = status.to_owned();
+    // Arms or disarms the schedule in the same commit, so nothing fires after a disable.
+    schedules::sync(&mut tx, &row).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// A flow rendered as FlowMeta, at its latest version or at `version`.

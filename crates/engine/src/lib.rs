@@ -17,6 +17,8 @@ mod model;
 mod policy;
 pub mod queue;
 pub mod runs;
+pub mod schedule_store;
+pub mod schedules;
 mod scope;
 pub mod store;
 mod validate;

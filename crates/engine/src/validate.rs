@@ -315,6 +315,10 @@ fn resolve_connectors(
             out.push(None);
             continue;
         };
+        if let Err(msg) = connector.check_config(&raw.operation, raw.config) {
+            let msg = format!("step `{}`: {msg}", raw.id);
+            errs.push(error(ValidationKind::Invalid, Some(&raw.id), msg));
+        }
         out.push(Some((connector.clone(), op.external)));
     }
     out

@@ -7,6 +7,7 @@ mod flows;
 mod hooks;
 mod iam;
 mod runs;
+mod schedules;
 mod system;
 
 use axum::extract::DefaultBodyLimit;
@@ -57,6 +58,7 @@ pub fn app(state: AppState) -> Router {
         .merge(abm_admin::router())
         .merge(flows::router())
         .merge(runs::router())
+        .merge(schedules::router())
         .split_for_parts();
     let mssi = mssi.layer(from_fn_with_state(state.clone(), auth::authenticate));
     secure(&mut doc);

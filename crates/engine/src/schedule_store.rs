@@ -1,0 +1,236 @@
+//! SQL for armed schedules and their claimed fire times (`docs/schedules.md`).
+//!
+//! The flows service arms and disarms rows inside its own transactions; the scheduler loop
+//! (`workbench-scheduler`) computes fire times and fires. Runtime-checked queries, like
+//! [`crate::store`].
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+/// The channel that wakes scheduler loops when a schedule is armed or re-armed.
+pub const SCHEDULES_CHANNEL: &str = "workbench_schedules";
+
+/// A schedule to arm: the flow version it fires and its trigger as saved.
+#[derive(Debug, Clone)]
+pub struct ArmSchedule {
+    pub flow_id: Uuid,
+    pub project_id: String,
+    pub flow_version: i32,
+    /// `{"operation": <refId>, "config": <triggerRef.config>}`.
+    pub spec: Value,
+}
+
+/// Arms (or re-arms) a flow's schedule as `pending` and wakes the scheduler loops. Whatever
+/// the row held before (an older version, its next fire time) is replaced.
+pub async fn arm(db: &mut PgConnection, schedule: &ArmSchedule) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"
+        INSERT INTO schedules (flow_id, project_id, flow_version, spec, state, armed_at)
+        VALUES ($1, $2, $3, $4, 'pending', now())
+        ON CONFLICT (flow_id) DO UPDATE
+        SET project_id = EXCLUDED.project_id, flow_version = EXCLUDED.flow_version,
+            spec = EXCLUDED.spec, state = 'pending', armed_at = EXCLUDED.armed_at,
+            next_fire_at = NULL, last_error = NULL
+        "#,
+    )
+    .bind(schedule.flow_id)
+    .bind(&schedule.project_id)
+    .bind(schedule.flow_version)
+    .bind(&schedule.spec)
+    .execute(&mut *db)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(SCHEDULES_CHANNEL)
+        .bind(schedule.flow_id.to_string())
+        .execute(db)
+        .await
+        .map(drop)
+}
+
+/// Removes a flow's schedule; a loop that wakes for it finds nothing to fire.
+pub async fn disarm(db: impl PgExecutor<'_>, flow_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM schedules WHERE flow_id = $1")
+        .bind(flow_id)
+        .execute(db)
+        .await
+        .map(drop)
+}
+
+/// A freshly armed schedule whose first fire time is still to be computed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PendingSchedule {
+    pub flow_id: Uuid,
+    pub spec: Value,
+    pub armed_at: DateTime<Utc>,
+}
+
+/// Locks up to `limit` pending schedules (skipping those another process holds).
+pub async fn lock_pending(db: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<PendingSchedule>> {
+    sqlx::query_as(
+        r#"
+        SELECT flow_id, spec, armed_at FROM schedules
+        WHERE state = 'pending'
+        ORDER BY armed_at
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+        "#,
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Stores the first fire time of a pending schedule (`None`: it never fires, `ended`).
+pub async fn set_armed(
+    db: impl PgExecutor<'_>,
+    flow_id: Uuid,
+    misfire: &str,
+    next_fire_at: Option<DateTime<Utc>>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"
+        UPDATE schedules
+        SET misfire = $2, next_fire_at = $3,
+            state = CASE WHEN $3::timestamptz IS NULL THEN 'ended' ELSE 'armed' END
+        WHERE flow_id = $1
+        "#,
+    )
+    .bind(flow_id)
+    .bind(misfire)
+    .bind(next_fire_at)
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// Parks a schedule whose stored spec no longer parses, with the reason.
+pub async fn set_broken(db: impl PgExecutor<'_>, flow_id: Uuid, error: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE schedules SET state = 'broken', next_fire_at = NULL, last_error = $2 \
+         WHERE flow_id = $1",
+    )
+    .bind(flow_id)
+    .bind(error)
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// An armed schedule whose next fire time has come, locked by this transaction.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueSchedule {
+    pub flow_id: Uuid,
+    pub project_id: String,
+    pub flow_version: i32,
+    pub flow_name: String,
+    pub spec: Value,
+    pub misfire: String,
+    pub next_fire_at: DateTime<Utc>,
+}
+
+/// Locks up to `limit` armed schedules due at `now`, skipping those another process holds.
+/// The flow row is locked too (queuing a run updates it), so a concurrent update or disable,
+/// which locks the flow first, is skipped instead of deadlocking.
+pub async fn lock_due(
+    db: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<DueSchedule>> {
+    sqlx::query_as(
+        r#"
+        SELECT s.flow_id, s.project_id, s.flow_version, f.name AS flow_name, s.spec, s.misfire,
+               s.next_fire_at
+        FROM schedules s JOIN flows f ON f.id = s.flow_id
+        WHERE s.state = 'armed' AND s.next_fire_at <= $1
+        ORDER BY s.next_fire_at
+        LIMIT $2
+        FOR UPDATE OF s, f SKIP LOCKED
+        "#,
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Claims one fire time for a run; false when it was already claimed (someone fired it).
+pub async fn claim_fire(
+    db: impl PgExecutor<'_>,
+    flow_id: Uuid,
+    fire_time: DateTime<Utc>,
+    run_id: Uuid,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        r#"
+        INSERT INTO schedule_fires (flow_id, fire_time, run_id) VALUES ($1, $2, $3)
+        ON CONFLICT ON CONSTRAINT schedule_fires_key DO NOTHING
+        "#,
+    )
+    .bind(flow_id)
+    .bind(fire_time)
+    .bind(run_id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Moves an armed schedule to its next fire time (`None`: it has ended).
+pub async fn advance(
+    db: impl PgExecutor<'_>,
+    flow_id: Uuid,
+    next_fire_at: Option<DateTime<Utc>>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"
+        UPDATE schedules
+        SET next_fire_at = $2,
+            state = CASE WHEN $2::timestamptz IS NULL THEN 'ended' ELSE 'armed' END
+        WHERE flow_id = $1
+        "#,
+    )
+    .bind(flow_id)
+    .bind(next_fire_at)
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// When the loop has work next: the earliest fire time, or the arming time of a pending
+/// schedule (which is work now). `None` when nothing is armed.
+pub async fn next_wakeup(db: impl PgExecutor<'_>) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(
+        r#"
+        SELECT min(CASE WHEN state = 'pending' THEN armed_at ELSE next_fire_at END)
+        FROM schedules WHERE state IN ('pending', 'armed')
+        "#,
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Forgets claimed fire times recorded before `before`; returns how many went.
+pub async fn prune_fires(db: impl PgExecutor<'_>, before: DateTime<Utc>) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        r#"
+        DELETE FROM schedule_fires WHERE ctid IN (
+            SELECT ctid FROM schedule_fires WHERE fired_at < $1 LIMIT 10000)
+        "#,
+    )
+    .bind(before)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The flow's armed schedule row: (state, version, next fire time), for tests and previews.
+pub async fn find(
+    db: impl PgExecutor<'_>,
+    flow_id: Uuid,
+) -> sqlx::Result<Option<(String, i32, Option<DateTime<Utc>>)>> {
+    sqlx::query_as("SELECT state, flow_version, next_fire_at FROM schedules WHERE flow_id = $1")
+        .bind(flow_id)
+        .fetch_optional(db)
+        .await
+}

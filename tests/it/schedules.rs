@@ -1,0 +1,229 @@
+//! Schedule triggers end to end: DST through the preview route, firing, disabling and
+//! re-arming, refusal of impossible schedules, and two processes sharing one database.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+use crate::crash::{start_process, terminate};
+use crate::support::{temp_dir, TestApp};
+
+/// A flow whose only step is a `Schedule` trigger.
+fn scheduled(name: &str, op: &str, config: Value) -> Value {
+    let mut flow = json!({"name": name, "steps": [{"stepId": "tick", "name": "tick", "call": {
+        "connectorRef": "Schedule", "connectorVersion": "1",
+        "triggerRef": {"refId": op, "refName": op, "type": "schedule", "input": {},
+                       "config": null}},
+        "transmit": []}]});
+    flow["steps"][0]["call"]["triggerRef"]["config"] = config;
+    flow
+}
+
+fn every_second() -> Value {
+    json!({"first_run": "2020-01-01T00:00:00", "every": 1, "unit": "second", "misfire": "skip"})
+}
+
+/// (flow version, fire time) of every run of the flow, oldest first.
+async fn fired(db: &PgPool, flow_id: &str) -> Vec<(i32, String)> {
+    sqlx::query_as(
+        "SELECT flow_version, input->>'fire_time' FROM runs \
+         WHERE flow_id = $1::uuid AND run_model = 'auto' ORDER BY start_time",
+    )
+    .bind(flow_id)
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+fn pool(app: &TestApp) -> &PgPool {
+    &app.server.as_ref().unwrap().pool
+}
+
+async fn set_enabled(app: &TestApp, flow_id: &str, enabled: bool) {
+    let action = if enabled { "enable" } else { "disable" };
+    let (status, body) = app.post(&format!("/v1/{{p}}/flows/{flow_id}/{action}"), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn preview(app: &TestApp, flow_id: &str, query: &str) -> (StatusCode, Value) {
+    app.get(&format!("/v1/{{p}}/flows/{flow_id}/schedule/preview?{query}")).await
+}
+
+fn column(body: &Value, key: &str) -> Vec<String> {
+    let times = body["fire_times"].as_array().unwrap_or_else(|| panic!("{body}"));
+    times.iter().map(|t| t[key].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn preview_shows_one_fire_per_dst_day_in_berlin_and_new_york() {
+    let app = TestApp::spawn().await;
+    let berlin = app
+        .create_flow(&scheduled(
+            "berlin 02:30",
+            "daily",
+            json!({"time": "02:30", "timezone": "Europe/Berlin"}),
+        ))
+        .await;
+    let (status, body) = preview(&app, &berlin, "count=3&after=2027-03-27T00:00:00Z").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["timezone"], "Europe/Berlin");
+    assert_eq!(body["armed"], Value::Null, "a disabled flow is not armed");
+    assert_eq!(
+        column(&body, "utc"),
+        ["2027-03-27T01:30:00Z", "2027-03-28T01:00:00Z", "2027-03-29T00:30:00Z"]
+    );
+    // 02:30 does not exist on 2027-03-28: the run comes when the clock jumps to 03:00.
+    assert_eq!(column(&body, "local")[1], "2027-03-28T03:00:00+02:00");
+    let (_, body) = preview(&app, &berlin, "count=3&after=2027-10-30T00:00:00Z").await;
+    // 02:30 occurs twice on 2027-10-31: only the first (summer time) occurrence fires.
+    assert_eq!(
+        column(&body, "utc"),
+        ["2027-10-30T00:30:00Z", "2027-10-31T00:30:00Z", "2027-11-01T01:30:00Z"]
+    );
+    assert_eq!(column(&body, "local")[1], "2027-10-31T02:30:00+02:00");
+
+    let new_york = app
+        .create_flow(&scheduled(
+            "new york",
+            "cron",
+            json!({"expression": "30 1-2 * * *", "timezone": "America/New_York"}),
+        ))
+        .await;
+    let (_, body) = preview(&app, &new_york, "count=3&after=2027-03-14T00:00:00Z").await;
+    // 01:30 EST, then 02:30 (skipped) fires at the 03:00 EDT jump, then 01:30 EDT next day.
+    assert_eq!(
+        column(&body, "utc"),
+        ["2027-03-14T06:30:00Z", "2027-03-14T07:00:00Z", "2027-03-15T05:30:00Z"]
+    );
+    let (_, body) = preview(&app, &new_york, "count=3&after=2027-11-07T00:00:00Z").await;
+    // 01:30 repeats; it fires once at 01:30 EDT, then 02:30 EST.
+    assert_eq!(
+        column(&body, "utc"),
+        ["2027-11-07T05:30:00Z", "2027-11-07T07:30:00Z", "2027-11-08T06:30:00Z"]
+    );
+
+    let (status, body) = preview(&app, &berlin, "count=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error_code"], "MSSI.00020011", "{body}");
+    let unknown = uuid::Uuid::new_v4();
+    let (status, body) = preview(&app, &unknown.to_string(), "count=2").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error_code"], "MSSI.00011001", "{body}");
+    let manual_flow = crate::support::flow("manual", vec![crate::support::trigger(&[])]);
+    let manual = app.create_flow(&manual_flow).await;
+    let (status, body) = preview(&app, &manual, "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error_code"], "MSSI.00020011", "{body}");
+}
+
+#[tokio::test]
+async fn impossible_schedules_are_refused_when_saved() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        ("cron", json!({"expression": "0 0 30 2 *"}), "never fires"),
+        ("cron", json!({"expression": "0 0 12 * * * 2027"}), "has 7 fields"),
+        ("daily", json!({"time": "02:30", "timezone": "Europe/Atlantis"}), "unknown time zone"),
+        ("repeat", json!({"first_run": "2027-01-01T00:00", "every": 0}), "positive integer"),
+    ];
+    for (op, config, expected) in cases {
+        let (status, body) = app.post("/v1/{p}/flows", &scheduled("bad", op, config)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error_code"], "MSSI.00020011", "{body}");
+        let message = body["error_msg"].as_str().unwrap();
+        assert!(message.contains("step `tick`") && message.contains(expected), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn an_every_second_schedule_fires_once_a_second_until_disabled() {
+    let app = TestApp::spawn().await;
+    let id = app.create_flow(&scheduled("ticker", "repeat", every_second())).await;
+    set_enabled(&app, &id, true).await;
+    let seconds = 4;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    set_enabled(&app, &id, false).await;
+
+    let runs = fired(pool(&app), &id).await;
+    let n = runs.len() as u64;
+    assert!((seconds - 1..=seconds + 1).contains(&n), "{n} runs in {seconds} s: {runs:?}");
+    let mut times: Vec<_> = runs.iter().map(|(_, t)| t.clone()).collect();
+    times.dedup();
+    assert_eq!(times.len(), runs.len(), "a fire time ran twice: {runs:?}");
+
+    // Disabling commits with the schedule's removal: nothing fires afterwards.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(fired(pool(&app), &id).await.len(), runs.len(), "fired after disable");
+
+    // The trigger step turns the fire time into its outputs.
+    let (run_id,): (uuid::Uuid,) =
+        sqlx::query_as("SELECT id FROM runs WHERE flow_id = $1::uuid ORDER BY start_time LIMIT 1")
+            .bind(&id)
+            .fetch_one(pool(&app))
+            .await
+            .unwrap();
+    let detail = app.wait_run(&id, &run_id.to_string(), Duration::from_secs(20)).await;
+    assert_eq!(detail["status"], "success", "{detail}");
+    let output = &detail["steps"][0]["output"];
+    let fire = chrono::DateTime::parse_from_rfc3339(&runs[0].1).unwrap();
+    assert_eq!(output["trigger_timestamp"], fire.timestamp_millis(), "{detail}");
+    assert_eq!(output["timezone"], "UTC");
+}
+
+#[tokio::test]
+async fn an_update_re_arms_the_schedule_with_the_new_version() {
+    let app = TestApp::spawn().await;
+    let id = app.create_flow(&scheduled("v1", "repeat", every_second())).await;
+    set_enabled(&app, &id, true).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fired(pool(&app), &id).await.is_empty() {
+        assert!(Instant::now() < deadline, "the schedule never fired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (status, body) =
+        app.put(&format!("/v1/{{p}}/flows/{id}"), &scheduled("v2", "repeat", every_second())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let before = fired(pool(&app), &id).await.len();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let runs = fired(pool(&app), &id).await;
+    let after = &runs[before..];
+    assert!(!after.is_empty(), "the re-armed schedule did not fire");
+    assert!(after.iter().all(|(v, _)| *v == 2), "an old version fired: {runs:?}");
+
+    let (_, body) = preview(&app, &id, "count=1").await;
+    assert_eq!(body["armed"]["version"], 2, "{body}");
+    assert_eq!(body["armed"]["state"], "armed", "{body}");
+    set_enabled(&app, &id, false).await;
+}
+
+#[tokio::test]
+async fn two_processes_on_one_database_fire_each_second_once() {
+    let database_url = workbench_test_support::fresh_database_url().await;
+    let data_dir = temp_dir("sched2");
+    let (mut first, addr) = start_process(&data_dir, Some(&database_url)).await;
+    let (mut second, _) = start_process(&data_dir, Some(&database_url)).await;
+    let app = TestApp::attach(addr, &data_dir);
+    let db = PgPool::connect(&database_url).await.unwrap();
+
+    let id = app.create_flow(&scheduled("shared", "repeat", every_second())).await;
+    set_enabled(&app, &id, true).await;
+    let seconds = 5;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    set_enabled(&app, &id, false).await;
+
+    let runs = fired(&db, &id).await;
+    let n = runs.len() as u64;
+    assert!((seconds - 1..=seconds + 1).contains(&n), "{n} runs in {seconds} s: {runs:?}");
+    let mut times: Vec<_> = runs.iter().map(|(_, t)| t.clone()).collect();
+    times.sort();
+    times.dedup();
+    assert_eq!(times.len(), runs.len(), "a fire time ran twice: {runs:?}");
+    let claimed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM schedule_fires").fetch_one(&db).await.unwrap();
+    assert_eq!(claimed as usize, runs.len());
+    db.close().await;
+    assert!(terminate(&mut first).success());
+    assert!(terminate(&mut second).success());
+}
