@@ -10,7 +10,8 @@ use tokio::task::JoinHandle;
 use workbench_api::secrets::Sealer;
 use workbench_api::{tenancy, ApiConfig, AppState};
 use workbench_engine::queue::{self, WorkerConfig};
-use workbench_engine::{Engine, Limits, NoConnections};
+use workbench_engine::connections::DbConnections;
+use workbench_engine::{Engine, Limits};
 
 use crate::database::{self, Database};
 use crate::Settings;
@@ -67,9 +68,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         ..ApiConfig::default()
     };
     let registry = Arc::new(workbench_engine::builtin_registry());
+    let connections = Arc::new(DbConnections::new(db.pool.clone(), sealer.clone()));
     let state = AppState::new(db.pool.clone(), config, sealer, registry.clone());
     let app = workbench_api::app(state);
-    let engine = Arc::new(Engine::new(registry, Arc::new(NoConnections), Limits::default()));
+    let engine = Arc::new(Engine::new(registry, connections, Limits::default()));
 
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await

@@ -5,8 +5,10 @@
 //! [`Journal`] around external steps. `docs/flows.md` describes the step model and expressions.
 
 mod condition;
+pub mod connections;
 pub mod connectors;
 mod control;
+pub mod custom;
 mod executor;
 mod expr;
 pub mod flows;
@@ -18,6 +20,7 @@ pub mod queue;
 pub mod runs;
 mod scope;
 pub mod store;
+pub mod templates;
 mod validate;
 
 pub use connectors::builtin_registry;

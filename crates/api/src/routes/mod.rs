@@ -3,10 +3,13 @@
 
 mod abm;
 mod abm_admin;
+mod connections;
+mod connectors;
 mod flows;
 mod iam;
 mod runs;
 mod system;
+mod templates;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
@@ -56,6 +59,9 @@ pub fn app(state: AppState) -> Router {
         .merge(abm_admin::router())
         .merge(flows::router())
         .merge(runs::router())
+        .merge(connections::router())
+        .merge(connectors::router())
+        .merge(templates::router())
         .split_for_parts();
     let mssi = mssi.layer(from_fn_with_state(state.clone(), auth::authenticate));
     secure(&mut doc);

@@ -3,7 +3,7 @@
 
 mod control;
 mod delay;
-mod http;
+pub(crate) mod http;
 mod manual;
 mod transform;
 
