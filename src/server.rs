@@ -9,8 +9,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use workbench_api::secrets::Sealer;
 use workbench_api::{tenancy, ApiConfig, AppState};
-use workbench_engine::queue::{self, WorkerConfig};
 use workbench_engine::connections::DbConnections;
+use workbench_engine::queue::{self, WorkerConfig};
 use workbench_engine::{Engine, Limits};
 
 use crate::database::{self, Database};

@@ -256,14 +256,17 @@ impl RunContext {
 
     #[tracing::instrument(skip_all, fields(run = %run.id, flow = %run.flow_id))]
     async fn execute(&self, run: ClaimedRun) {
-        let graph =
-            match self.graphs.get(&self.db, &self.engine, &run.project_id, run.flow_id, run.flow_version).await {
-                Ok(graph) => graph,
-                Err(message) => {
-                    self.finish(run.id, RunStatus::Fail, Some(message), Vec::new()).await;
-                    return;
-                }
-            };
+        let graph = match self
+            .graphs
+            .get(&self.db, &self.engine, &run.project_id, run.flow_id, run.flow_version)
+            .await
+        {
+            Ok(graph) => graph,
+            Err(message) => {
+                self.finish(run.id, RunStatus::Fail, Some(message), Vec::new()).await;
+                return;
+            }
+        };
         let completed = if run.claims > 1 {
             match store::load_steps(&self.db, run.id).await {
                 Ok(records) => records.into_iter().map(|r| (r.step_key.clone(), r)).collect(),

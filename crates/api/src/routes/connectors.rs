@@ -171,11 +171,11 @@ async fn release_custom(
     Path((_project, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     caller.require("mssi:connector:release", Code::NoPermission)?;
-    custom::release(&state.db, &state.registry, &caller.project_id, &id)
-        .await
-        .map_err(|e| match e {
+    custom::release(&state.db, &state.registry, &caller.project_id, &id).await.map_err(
+        |e| match e {
             CustomError::BuiltIn(_) => ApiError::with(Code::ConnectorNotFound, e),
             other => custom_error(other),
-        })?;
+        },
+    )?;
     Ok(Json(json!({"res_code": 200, "res_msg": "success", "res_log": null})))
 }

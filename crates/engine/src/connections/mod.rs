@@ -159,7 +159,9 @@ fn is_public(key: &str) -> bool {
 fn mask_all(value: &Value) -> Value {
     match value {
         Value::Null => Value::Null,
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), mask_all(v))).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), mask_all(v))).collect())
+        }
         Value::Array(a) => Value::Array(a.iter().map(mask_all).collect()),
         _ => Value::String(MASK.into()),
     }

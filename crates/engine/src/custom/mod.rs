@@ -219,7 +219,9 @@ pub async fn catalog(
     }
     let wanted = |info: &Value, key: &str, needle: &Option<String>| match needle {
         None => true,
-        Some(n) => info[key].as_str().unwrap_or_default().to_lowercase().contains(&n.to_lowercase()),
+        Some(n) => {
+            info[key].as_str().unwrap_or_default().to_lowercase().contains(&n.to_lowercase())
+        }
     };
     all.retain(|i| wanted(i, "name", &filter.name) && wanted(i, "category", &filter.category));
     let total = all.len() as i64;

@@ -17,7 +17,9 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, Url};
 use serde_json::{json, Map, Value};
 
-use crate::connectors::http::{apply_header_auth, apply_query_auth, exchange, insert_header, plain};
+use crate::connectors::http::{
+    apply_header_auth, apply_query_auth, exchange, insert_header, plain,
+};
 
 /// Why a document is not usable; the text names the offending part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,8 +115,9 @@ pub fn parse(doc: &Value) -> Result<ApiDocument, DocumentError> {
             return Err(bad(format!("path `{path}` is not an object")));
         };
         let shared = item.get("parameters").cloned().unwrap_or(Value::Null);
-        for method in METHODS {
-            let Some(op) = item.get(method) else { continue };
+        // In the document's order (serde_json keeps it), so listings follow the author's.
+        for (method, op) in item.iter().filter(|(m, _)| METHODS.contains(&m.as_str())) {
+            let method = method.as_str();
             let (operation, endpoint) = walker.operation(path, method, op, &shared, v2)?;
             if !seen.insert(operation.id.clone()) {
                 return Err(bad(format!("duplicate operationId `{}`", operation.id)));
@@ -148,8 +151,11 @@ fn base_url(doc: &Value, v2: bool) -> Option<String> {
 }
 
 fn api_key_scheme(doc: &Value, v2: bool) -> Option<(String, String)> {
-    let schemes =
-        if v2 { doc.get("securityDefinitions") } else { doc.pointer("/components/securitySchemes") };
+    let schemes = if v2 {
+        doc.get("securityDefinitions")
+    } else {
+        doc.pointer("/components/securitySchemes")
+    };
     schemes?.as_object()?.values().find_map(|s| {
         if s.get("type").and_then(Value::as_str) != Some("apiKey") {
             return None;
@@ -315,7 +321,8 @@ impl<'a> Walker<'a> {
             }
         }
         let output = self.output(op_map, v2)?;
-        let input_schema = json!({"type": "object", "properties": properties, "required": required});
+        let input_schema =
+            json!({"type": "object", "properties": properties, "required": required});
         let output_schema = json!({"type": "object", "properties": {
             "status": {"type": "integer"}, "headers": {"type": "object"}, "body": output}});
         let summary = text("summary");
