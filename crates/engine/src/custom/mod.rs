@@ -145,8 +145,10 @@ pub async fn delete(
 }
 
 /// Parsed connectors by id and version, shared by every project of the process.
-fn parsed() -> &'static Mutex<HashMap<(Uuid, Uuid), Arc<OpenApiConnector>>> {
-    static PARSED: OnceLock<Mutex<HashMap<(Uuid, Uuid), Arc<OpenApiConnector>>>> = OnceLock::new();
+type Parsed = Mutex<HashMap<(Uuid, Uuid), Arc<OpenApiConnector>>>;
+
+fn parsed() -> &'static Parsed {
+    static PARSED: OnceLock<Parsed> = OnceLock::new();
     PARSED.get_or_init(Mutex::default)
 }
 
