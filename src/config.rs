@@ -83,6 +83,10 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Re-encrypt every stored secret (access keys, connections) under a new master key, read
+    /// from WORKBENCH_NEW_MASTER_KEY (base64 of 32 bytes) or generated, and write it to the
+    /// data directory's `master.key`. Stop every server of this database first.
+    RotateEncryption,
 }
 
 #[derive(Debug, Subcommand)]

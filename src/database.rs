@@ -75,21 +75,23 @@ async fn create_database(cluster: &embedded_pg::Cluster) -> anyhow::Result<()> {
 /// data directory, created on first start with owner-only permissions.
 pub fn load_master_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
     let engine = base64::engine::general_purpose::STANDARD;
-    let decode = |text: &str| -> anyhow::Result<[u8; 32]> {
-        let bytes = engine.decode(text.trim()).context("the master key is not base64")?;
-        bytes.try_into().map_err(|_| anyhow::anyhow!("the master key must be 32 bytes"))
-    };
     if let Ok(text) = std::env::var("WORKBENCH_MASTER_KEY") {
-        return decode(&text);
+        return decode_key(&text);
     }
     let path = data_dir.join("master.key");
     if path.exists() {
-        return decode(&std::fs::read_to_string(&path)?);
+        return decode_key(&std::fs::read_to_string(&path)?);
     }
     std::fs::create_dir_all(data_dir)?;
     let key = Sealer::generate_key();
     write_private(&path, engine.encode(key).as_bytes())?;
     Ok(key)
+}
+
+fn decode_key(text: &str) -> anyhow::Result<[u8; 32]> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let bytes = engine.decode(text.trim()).context("the master key is not base64")?;
+    bytes.try_into().map_err(|_| anyhow::anyhow!("the master key must be 32 bytes"))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -105,9 +107,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The plain text of the `key_check` setting.
+const CANARY: &[u8] = b"workbench key check";
+
 /// Refuses a key other than the one the database's secrets were sealed with.
 pub async fn check_master_key(pool: &PgPool, sealer: &Sealer) -> anyhow::Result<()> {
-    const CANARY: &[u8] = b"workbench key check";
     sqlx::query(
         "INSERT INTO server_settings (name, value) VALUES ('key_check', $1) \
          ON CONFLICT (name) DO NOTHING",
@@ -135,4 +139,52 @@ pub fn write_credentials(data_dir: &Path, text: &str) -> anyhow::Result<std::pat
     let _ = std::fs::remove_file(&path);
     write_private(&path, text.as_bytes())?;
     Ok(path)
+}
+
+/// What a key rotation changed.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotated {
+    pub access_keys: usize,
+    pub connections: usize,
+}
+
+/// Re-seals every stored secret under a new master key in one transaction, then replaces
+/// `master.key` in the data directory. The new key is `WORKBENCH_NEW_MASTER_KEY` (base64 of
+/// 32 bytes) when set, else a fresh random key. Servers using the old key must be stopped
+/// first: they could not open what is sealed afterwards.
+pub async fn rotate_encryption(
+    pool: &PgPool,
+    data_dir: &Path,
+    old: &Sealer,
+) -> anyhow::Result<Rotated> {
+    let new_key = match std::env::var("WORKBENCH_NEW_MASTER_KEY") {
+        Ok(text) => decode_key(&text).context("WORKBENCH_NEW_MASTER_KEY")?,
+        Err(_) => Sealer::generate_key(),
+    };
+    let new = Sealer::new(new_key);
+    let mut tx = pool.begin().await?;
+    let keys = workbench_api::store::all_access_key_secrets(&mut *tx).await?;
+    for (ak, sealed) in &keys {
+        let plain = old.open(sealed).context("an access key cannot be opened with the old key")?;
+        workbench_api::store::set_access_key_secret(&mut *tx, ak, &new.seal(&plain)).await?;
+    }
+    let connections = workbench_engine::connections::reseal_all(&mut tx, old, &new)
+        .await
+        .context("re-sealing connections")?;
+    sqlx::query("UPDATE server_settings SET value = $1 WHERE name = 'key_check'")
+        .bind(new.seal(CANARY))
+        .execute(&mut *tx)
+        .await?;
+    // The new key is on disk before the commit, so a crash in between loses nothing.
+    std::fs::create_dir_all(data_dir)?;
+    let staged = data_dir.join("master.key.new");
+    let _ = std::fs::remove_file(&staged);
+    let engine = base64::engine::general_purpose::STANDARD;
+    write_private(&staged, engine.encode(new_key).as_bytes())?;
+    if let Err(e) = tx.commit().await {
+        let _ = std::fs::remove_file(&staged);
+        return Err(e).context("committing the re-encryption");
+    }
+    std::fs::rename(&staged, data_dir.join("master.key")).context("replacing master.key")?;
+    Ok(Rotated { access_keys: keys.len(), connections })
 }

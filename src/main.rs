@@ -63,6 +63,24 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Keys(KeysCommand::RotateEncryption) => {
+            let db = Database::open(&settings, 2).await?;
+            let sealer = Sealer::new(database::load_master_key(&settings.data_dir)?);
+            database::check_master_key(&db.pool, &sealer).await?;
+            let rotated = database::rotate_encryption(&db.pool, &settings.data_dir, &sealer).await;
+            db.close().await;
+            let rotated = rotated?;
+            println!(
+                "re-encrypted {} access keys and {} connections; the new key is in {}",
+                rotated.access_keys,
+                rotated.connections,
+                settings.data_dir.join("master.key").display()
+            );
+            if std::env::var_os("WORKBENCH_MASTER_KEY").is_some() {
+                eprintln!("WORKBENCH_MASTER_KEY is set: replace it with the new master.key");
+            }
+            Ok(())
+        }
         Command::Users(UsersCommand::Create { name, password, project, actions }) => {
             let db = Database::open(&settings, 2).await?;
             let sealer = Sealer::new(database::load_master_key(&settings.data_dir)?);

@@ -11,8 +11,9 @@ use tokio::task::JoinHandle;
 use workbench_api::secrets::Sealer;
 use workbench_api::{tenancy, ApiConfig, AppState};
 use workbench_engine::completion;
+use workbench_engine::connections::DbConnections;
 use workbench_engine::queue::{self, WorkerConfig};
-use workbench_engine::{Engine, Limits, NoConnections};
+use workbench_engine::{Engine, Limits};
 use workbench_scheduler::SchedulerConfig;
 
 use crate::database::{self, Database};
@@ -72,9 +73,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let mut registry = workbench_engine::builtin_registry();
     workbench_scheduler::register(&mut registry);
     let registry = Arc::new(registry);
+    let connections = Arc::new(DbConnections::new(db.pool.clone(), sealer.clone()));
     let state = AppState::new(db.pool.clone(), config, sealer, registry.clone());
     let app = workbench_api::app(state.clone());
-    let engine = Arc::new(Engine::new(registry, Arc::new(NoConnections), Limits::default()));
+    let engine = Arc::new(Engine::new(registry, connections, Limits::default()));
 
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await

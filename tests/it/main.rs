@@ -2,6 +2,7 @@
 
 mod abm;
 mod auth;
+mod connections;
 mod crash;
 mod flows;
 mod http_trigger;

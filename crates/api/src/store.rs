@@ -197,3 +197,25 @@ pub async fn domain_admin(
     .fetch_optional(db)
     .await
 }
+
+/// Every access key's sealed secret, locked, for re-encryption under a new key.
+pub async fn all_access_key_secrets(
+    db: impl PgExecutor<'_>,
+) -> sqlx::Result<Vec<(String, Vec<u8>)>> {
+    sqlx::query_as("SELECT access_key, secret_sealed FROM access_keys ORDER BY 1 FOR UPDATE")
+        .fetch_all(db)
+        .await
+}
+
+pub async fn set_access_key_secret(
+    db: impl PgExecutor<'_>,
+    access_key: &str,
+    sealed: &[u8],
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE access_keys SET secret_sealed = $2 WHERE access_key = $1")
+        .bind(access_key)
+        .bind(sealed)
+        .execute(db)
+        .await
+        .map(drop)
+}

@@ -98,7 +98,8 @@ fn is_hook(definition: &Value) -> bool {
     })
 }
 
-/// Checks a FlowMeta body and prepares what is stored: the body with its derived `type`.
+/// Checks a FlowMeta body against the project's connectors (built-in and custom) and prepares
+/// what is stored: the body with its derived `type`.
 fn prepare(body: Value, registry: &Registry) -> Result<(String, Value), FlowError> {
     let Value::Object(mut meta) = body else {
         return Err(FlowError::Invalid("the flow must be a JSON object".into()));
@@ -138,7 +139,8 @@ pub async fn create(
     owner: &Owner,
     body: Value,
 ) -> Result<FlowChange, FlowError> {
-    let (name, mut definition) = prepare(body, registry)?;
+    let registry = crate::custom::registry_for(db, registry, &owner.project_id).await?;
+    let (name, mut definition) = prepare(body, &registry)?;
     if let Some(meta) = definition.as_object_mut() {
         meta.insert("domain_id".into(), json!(owner.domain_id));
         meta.insert("user_id".into(), json!(owner.user_id));
@@ -168,7 +170,8 @@ pub async fn update(
     flow_id: Uuid,
     body: Value,
 ) -> Result<FlowChange, FlowError> {
-    let (name, mut definition) = prepare(body, registry)?;
+    let registry = crate::custom::registry_for(db, registry, project_id).await?;
+    let (name, mut definition) = prepare(body, &registry)?;
     let mut tx = db.begin().await?;
     let mut row =
         store::find_flow(&mut *tx, project_id, flow_id, true).await?.ok_or(FlowError::NotFound)?;

@@ -6,8 +6,10 @@
 
 pub mod completion;
 mod condition;
+pub mod connections;
 pub mod connectors;
 mod control;
+pub mod custom;
 mod executor;
 mod expr;
 pub mod flows;
@@ -21,6 +23,7 @@ pub mod schedule_store;
 pub mod schedules;
 mod scope;
 pub mod store;
+pub mod templates;
 mod validate;
 
 pub use connectors::builtin_registry;

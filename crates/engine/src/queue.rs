@@ -211,6 +211,7 @@ impl GraphCache {
         &self,
         db: &PgPool,
         engine: &Engine,
+        project_id: &str,
         flow_id: Uuid,
         version: i32,
     ) -> Result<Arc<FlowGraph>, String> {
@@ -222,7 +223,10 @@ impl GraphCache {
             .map_err(|e| format!("loading the flow failed: {e}"))?
             .ok_or_else(|| format!("version {version} of the flow no longer exists"))?;
         let steps = definition.get("steps").cloned().unwrap_or(Value::Array(Vec::new()));
-        let graph = FlowGraph::parse(&steps, engine.registry()).map_err(|errors| {
+        let registry = crate::custom::registry_for(db, engine.registry(), project_id)
+            .await
+            .map_err(|e| format!("loading the project's connectors failed: {e}"))?;
+        let graph = FlowGraph::parse(&steps, &registry).map_err(|errors| {
             let texts: Vec<_> = errors.iter().map(|e| e.message.as_str()).collect();
             format!("the flow definition is invalid: {}", texts.join("; "))
         })?;
@@ -267,20 +271,23 @@ impl RunContext {
 
     #[tracing::instrument(skip_all, fields(run = %run.id, flow = %run.flow_id))]
     async fn execute(&self, run: ClaimedRun) {
-        let graph =
-            match self.graphs.get(&self.db, &self.engine, run.flow_id, run.flow_version).await {
-                Ok(graph) => graph,
-                Err(message) => {
-                    let outcome = RunOutcome {
-                        status: RunStatus::Fail,
-                        message: Some(message),
-                        pending: Vec::new(),
-                        response: None,
-                    };
-                    self.finish(run.id, outcome).await;
-                    return;
-                }
-            };
+        let graph = match self
+            .graphs
+            .get(&self.db, &self.engine, &run.project_id, run.flow_id, run.flow_version)
+            .await
+        {
+            Ok(graph) => graph,
+            Err(message) => {
+                let outcome = RunOutcome {
+                    status: RunStatus::Fail,
+                    message: Some(message),
+                    pending: Vec::new(),
+                    response: None,
+                };
+                self.finish(run.id, outcome).await;
+                return;
+            }
+        };
         let completed = if run.claims > 1 {
             match store::load_steps(&self.db, run.id).await {
                 Ok(records) => records.into_iter().map(|r| (r.step_key.clone(), r)).collect(),

@@ -3,12 +3,15 @@
 
 mod abm;
 mod abm_admin;
+mod connections;
+mod connectors;
 mod flows;
 mod hooks;
 mod iam;
 mod runs;
 mod schedules;
 mod system;
+mod templates;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
@@ -59,6 +62,9 @@ pub fn app(state: AppState) -> Router {
         .merge(flows::router())
         .merge(runs::router())
         .merge(schedules::router())
+        .merge(connections::router())
+        .merge(connectors::router())
+        .merge(templates::router())
         .split_for_parts();
     let mssi = mssi.layer(from_fn_with_state(state.clone(), auth::authenticate));
     secure(&mut doc);

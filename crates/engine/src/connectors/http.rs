@@ -104,63 +104,75 @@ impl Connector for HttpConnector {
         }
         let fail_on_error = call.input.get("fail_on_error").and_then(Value::as_bool) != Some(false);
         let request = self.build(&call)?;
-        let response = request.send().await.map_err(|e| {
-            // Connection problems and timeouts are worth another attempt; a request that
-            // could not even be built is not.
-            if e.is_builder() {
-                ConnectorError::InvalidInput(e.to_string())
-            } else {
-                ConnectorError::failed(format!("request failed: {e}"))
-            }
-        })?;
-        let status = response.status();
-        let mut headers = Map::new();
-        for (name, value) in response.headers() {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            match headers.get_mut(name.as_str()) {
-                Some(Value::String(existing)) => {
-                    existing.push_str(", ");
-                    existing.push_str(&value);
-                }
-                _ => {
-                    headers.insert(name.as_str().to_string(), Value::String(value));
-                }
-            }
-        }
-        let is_json = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
-            .is_some_and(|ct| ct.ends_with("/json") || ct.ends_with("+json"));
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ConnectorError::failed(format!("reading the response failed: {e}")))?;
-        let body = match is_json {
-            true => serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
-            false => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
-        };
-        if fail_on_error && !status.is_success() {
-            let retryable = status.is_server_error() || status.as_u16() == 429;
-            let snippet: String = plain(&body).chars().take(200).collect();
-            let message = format!("HTTP {} from the server: {snippet}", status.as_u16());
-            return Err(ConnectorError::Failed { message, retryable });
-        }
-        Ok(json!({"status": status.as_u16(), "headers": headers, "body": body}))
+        exchange(request, fail_on_error).await
     }
 }
 
+/// Sends a request and reads the answer as `{status, headers, body}`; a non-2xx answer fails
+/// when `fail_on_error`. Error texts never carry the URL, which may hold a query API key.
+pub(crate) async fn exchange(
+    request: RequestBuilder,
+    fail_on_error: bool,
+) -> Result<Value, ConnectorError> {
+    let response = request.send().await.map_err(|e| {
+        // Connection problems and timeouts are worth another attempt; a request that
+        // could not even be built is not.
+        if e.is_builder() {
+            ConnectorError::InvalidInput(e.without_url().to_string())
+        } else {
+            ConnectorError::failed(format!("request failed: {}", e.without_url()))
+        }
+    })?;
+    let status = response.status();
+    let mut headers = Map::new();
+    for (name, value) in response.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match headers.get_mut(name.as_str()) {
+            Some(Value::String(existing)) => {
+                existing.push_str(", ");
+                existing.push_str(&value);
+            }
+            _ => {
+                headers.insert(name.as_str().to_string(), Value::String(value));
+            }
+        }
+    }
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .is_some_and(|ct| ct.ends_with("/json") || ct.ends_with("+json"));
+    let bytes = response.bytes().await.map_err(|e| {
+        ConnectorError::failed(format!("reading the response failed: {}", e.without_url()))
+    })?;
+    let body = match is_json {
+        true => serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+        false => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+    };
+    if fail_on_error && !status.is_success() {
+        let retryable = status.is_server_error() || status.as_u16() == 429;
+        let snippet: String = plain(&body).chars().take(200).collect();
+        let message = format!("HTTP {} from the server: {snippet}", status.as_u16());
+        return Err(ConnectorError::Failed { message, retryable });
+    }
+    Ok(json!({"status": status.as_u16(), "headers": headers, "body": body}))
+}
+
 /// Text of a header or query value: strings raw, anything else as compact JSON.
-fn plain(value: &Value) -> String {
+pub(crate) fn plain(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
         other => other.to_string(),
     }
 }
 
-fn insert_header(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), ConnectorError> {
+pub(crate) fn insert_header(
+    headers: &mut HeaderMap,
+    name: &str,
+    value: &str,
+) -> Result<(), ConnectorError> {
     let name = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| ConnectorError::InvalidInput(format!("bad header name `{name}`")))?;
     let value = HeaderValue::from_str(value)
@@ -183,7 +195,10 @@ fn key_in_query(connection: &Connection) -> bool {
     connection.auth_info.get("in").is_some_and(|place| place == "query")
 }
 
-fn apply_query_auth(connection: &Connection, url: &mut Url) -> Result<(), ConnectorError> {
+pub(crate) fn apply_query_auth(
+    connection: &Connection,
+    url: &mut Url,
+) -> Result<(), ConnectorError> {
     if normalized(&connection.auth_type) != "api_key" || !key_in_query(connection) {
         return Ok(());
     }
@@ -193,7 +208,7 @@ fn apply_query_auth(connection: &Connection, url: &mut Url) -> Result<(), Connec
     Ok(())
 }
 
-fn apply_header_auth(
+pub(crate) fn apply_header_auth(
     connection: &Connection,
     request: RequestBuilder,
 ) -> Result<RequestBuilder, ConnectorError> {

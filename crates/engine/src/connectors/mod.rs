@@ -3,7 +3,7 @@
 
 mod control;
 mod delay;
-mod http;
+pub(crate) mod http;
 mod http_trigger;
 mod manual;
 mod response;
