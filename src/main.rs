@@ -6,6 +6,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
+use std::io::IsTerminal;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter};
@@ -178,7 +179,11 @@ fn init_tracing(
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
     let (json, text) = match format {
         LogFormat::Json => (Some(fmt::layer().json().with_writer(std::io::stderr)), None),
-        LogFormat::Text => (None, Some(fmt::layer().with_writer(std::io::stderr))),
+        // Colour codes only when a person reads stderr; redirected logs stay plain text.
+        LogFormat::Text => {
+            let ansi = std::io::stderr().is_terminal();
+            (None, Some(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr)))
+        }
     };
     let provider = match otlp_endpoint {
         Some(endpoint) => {
