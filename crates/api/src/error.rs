@@ -162,7 +162,7 @@ pub enum ApiError {
     #[error("{}", detail.as_deref().unwrap_or(code.parts().2))]
     Mssi { code: Code, detail: Option<String> },
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
     /// An unexpected failure in a domain whose 500 has its own code (the ABM endpoints answer
@@ -186,6 +186,18 @@ impl Domain {
             Domain::Flow => Code::FlowUnknown,
             Domain::Abm => Code::AbmInternal,
         }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    /// Text PostgreSQL cannot store (a NUL, an invalid encoding) is the client's input, not a
+    /// server failure: the extractors refuse most of it, and this catches what they cannot see.
+    fn from(error: sqlx::Error) -> Self {
+        let code = error.as_database_error().and_then(|d| d.code());
+        if matches!(code.as_deref(), Some("22021" | "22P05")) {
+            return ApiError::with(Code::DataFormat, "text may not contain NUL characters");
+        }
+        ApiError::Database(error)
     }
 }
 

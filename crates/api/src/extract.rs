@@ -2,6 +2,9 @@
 //!
 //! JSON bodies are read whatever their Content-Type says (clients send `application/json`
 //! with and without parameters, and some send none), bounded by the configured body limit.
+//!
+//! PostgreSQL text cannot hold U+0000, so a NUL anywhere in a JSON body, a query or a path is
+//! refused here as bad input instead of failing later in the database.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -47,6 +50,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
 /// Parses JSON, telling malformed text (`MSSI.00017001`) from well-formed JSON of the wrong
 /// shape (`MSSI.00017006`). serde_json's recursion limit turns absurd nesting into an error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if json_has_nul(bytes) {
+        return Err(ApiError::with(Code::DataFormat, "text may not contain NUL (\\u0000)"));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
@@ -54,6 +60,29 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             Category::Syntax | Category::Eof | Category::Io => ApiError::with(Code::DataFormat, e),
         }
     })
+}
+
+/// Whether JSON text holds a NUL: raw control bytes are invalid JSON anyway, so only the
+/// `\u0000` escape counts, and an escaped backslash before `u0000` does not.
+fn json_has_nul(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(at) = bytes[i..].iter().position(|&b| b == b'\\') {
+        let escape = &bytes[i + at + 1..];
+        if escape.starts_with(b"u0000") {
+            return true;
+        }
+        // Skip the escaped character, so `\\` never starts an escape of its own.
+        i += at + 2;
+        if i >= bytes.len() {
+            return false;
+        }
+    }
+    false
+}
+
+/// Percent-encoded text holding `%00`, which decodes to NUL.
+fn encodes_nul(text: &str) -> bool {
+    text.contains("%00")
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
@@ -74,6 +103,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if encodes_nul(parts.uri.path()) {
+            return Err(ApiError::with(Code::ParamInvalid, "the path may not contain NUL (%00)"));
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))
@@ -94,9 +126,29 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let raw = parts.uri.query().unwrap_or("").replace('+', "%2B");
+        let raw = parts.uri.query().unwrap_or("");
+        if encodes_nul(raw) {
+            return Err(ApiError::with(Code::ParamInvalid, "the query may not contain NUL (%00)"));
+        }
+        let raw = raw.replace('+', "%2B");
         serde_urlencoded::from_str(&raw)
             .map(Query)
             .map_err(|e| ApiError::with(Code::ParamInvalid, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_escapes_are_found_but_escaped_backslashes_are_not() {
+        assert!(json_has_nul(br#"{"a":"x\u0000"}"#));
+        assert!(json_has_nul(br#"{"\u0000":1}"#));
+        assert!(json_has_nul(br#"["\\\u0000"]"#));
+        assert!(!json_has_nul(br#"{"a":"\\u0000"}"#));
+        assert!(!json_has_nul(br#""\u000"#));
+        assert!(!json_has_nul(br#"{"a":"\n\u0041"}"#));
+        assert!(!json_has_nul(b"\\"));
     }
 }

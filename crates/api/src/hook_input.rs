@@ -70,9 +70,10 @@ fn parse_body(content_type: Option<&str>, bytes: &[u8]) -> ApiResult<(Value, boo
             .map(|v| (v, false))
             .map_err(|e| ApiError::with(Code::DataFormat, e)),
         BodyKind::Form => Ok((pairs(bytes), false)),
+        // Text with a NUL is binary as far as storage goes: PostgreSQL text cannot hold it.
         BodyKind::Raw => Ok(match std::str::from_utf8(bytes) {
-            Ok(text) => (Value::String(text.to_owned()), false),
-            Err(_) => {
+            Ok(text) if !text.contains('\0') => (Value::String(text.to_owned()), false),
+            _ => {
                 let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
                 (Value::String(encoded), true)
             }
@@ -182,5 +183,7 @@ mod tests {
         }
         let (value, binary) = parse_body(Some("application/octet-stream"), &[0xff, 0x00]).unwrap();
         assert_eq!((value, binary), (json!("/wA="), true));
+        let (value, binary) = parse_body(Some("text/plain"), b"a\0b").unwrap();
+        assert_eq!((value, binary), (json!("YQBi"), true));
     }
 }

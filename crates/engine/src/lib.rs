@@ -22,6 +22,7 @@ pub mod runs;
 pub mod schedule_store;
 pub mod schedules;
 mod scope;
+pub mod storable;
 pub mod store;
 pub mod templates;
 mod validate;

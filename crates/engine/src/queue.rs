@@ -337,8 +337,10 @@ const COMPLETION_BATCH: usize = 256;
 
 /// Records finished runs in batches: their last step records and final status, for the runs
 /// this worker still holds, in one transaction. A batch that cannot be written is retried, then
-/// handed back to the queue so another claim resumes those runs from their checkpoints. Callers
-/// of this process waiting for a recorded run are woken.
+/// handed back to the queue so another claim resumes those runs from their checkpoints. A batch
+/// that PostgreSQL refuses for its data is split, so one run's record never holds the others
+/// back; that run is recorded as failed without its step records. Callers of this process
+/// waiting for a recorded run are woken.
 async fn complete_batches(
     db: PgPool,
     owner: Uuid,
@@ -347,27 +349,77 @@ async fn complete_batches(
 ) {
     let mut batch = Vec::with_capacity(COMPLETION_BATCH);
     while completions.recv_many(&mut batch, COMPLETION_BATCH).await > 0 {
-        let mut delay = Duration::from_millis(100);
-        for attempt in 1..=5 {
-            match record_batch(&db, owner, &batch).await {
-                Ok(recorded) => {
-                    tracing::debug!(runs = batch.len(), recorded = recorded.len(), "runs recorded");
-                    wake(&waiters, &mut batch, &recorded);
-                    break;
-                }
-                Err(e) if attempt < 5 => {
-                    tracing::warn!(error = %e, attempt, "recording finished runs failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, runs = batch.len(), "recording finished runs failed");
-                    let ids: Vec<Uuid> = batch.iter().map(|c| c.end.run_id).collect();
-                    let _ = store::release_runs(&db, owner, &ids).await;
+        match record_retrying(&db, owner, &batch).await {
+            Ok(recorded) => wake(&waiters, &mut batch, &recorded),
+            Err(e) if is_data_error(&e) => {
+                tracing::warn!(error = %e, runs = batch.len(), "recording runs one by one");
+                for c in &mut batch {
+                    record_alone(&db, owner, &waiters, c).await;
                 }
             }
+            Err(e) => give_back(&db, owner, &batch, &e).await,
         }
         batch.clear();
+    }
+}
+
+/// Records one run; when PostgreSQL refuses its data, records it as failed without its steps.
+async fn record_alone(db: &PgPool, owner: Uuid, waiters: &Completions, c: &mut Completion) {
+    let one = std::slice::from_mut(c);
+    match record_retrying(db, owner, one).await {
+        Ok(recorded) => return wake(waiters, one, &recorded),
+        Err(e) if is_data_error(&e) => {
+            tracing::error!(run = %one[0].end.run_id, error = %e, "run record refused; failing the run");
+        }
+        Err(e) => return give_back(db, owner, one, &e).await,
+    }
+    let refused = &mut one[0];
+    refused.records.clear();
+    refused.end.success = false;
+    refused.end.response = None;
+    refused.end.message =
+        Some("the run's step records could not be stored: PostgreSQL refused their data".into());
+    match record_retrying(db, owner, one).await {
+        Ok(recorded) => wake(waiters, one, &recorded),
+        Err(e) => give_back(db, owner, one, &e).await,
+    }
+}
+
+/// [`record_batch`], retried with backoff while the failure may pass (not for refused data).
+async fn record_retrying(
+    db: &PgPool,
+    owner: Uuid,
+    batch: &[Completion],
+) -> sqlx::Result<HashSet<Uuid>> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match record_batch(db, owner, batch).await {
+            Ok(recorded) => return Ok(recorded),
+            Err(e) if attempt < 5 && !is_data_error(&e) => {
+                tracing::warn!(error = %e, attempt, "recording finished runs failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Hands runs whose end could not be recorded back to the queue, to be resumed elsewhere.
+async fn give_back(db: &PgPool, owner: Uuid, batch: &[Completion], error: &sqlx::Error) {
+    tracing::error!(error = %error, runs = batch.len(), "recording finished runs failed");
+    let ids: Vec<Uuid> = batch.iter().map(|c| c.end.run_id).collect();
+    let _ = store::release_runs(db, owner, &ids).await;
+}
+
+/// Whether PostgreSQL refused the values themselves (SQLSTATE class 22), which no retry fixes.
+fn is_data_error(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Encode(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("22")),
+        _ => false,
     }
 }
 

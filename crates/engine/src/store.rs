@@ -5,6 +5,8 @@
 //! optional are written as `($n IS NULL OR ...)` so each statement stays one fixed text that
 //! PostgreSQL can prepare once.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor};
@@ -13,6 +15,7 @@ use uuid::Uuid;
 use crate::completion::{RunResult, RUN_DONE_CHANNEL};
 use crate::executor::RunStatus;
 use crate::journal::{StepRecord, StepStatus};
+use crate::storable;
 
 /// The channel that wakes workers when runs are queued.
 pub const RUNS_CHANNEL: &str = "workbench_runs";
@@ -233,7 +236,8 @@ pub async fn insert_runs(db: &mut PgConnection, runs: &[&NewRun]) -> sqlx::Resul
     let versions: Vec<i32> = runs.iter().map(|r| r.flow_version).collect();
     let names: Vec<&str> = runs.iter().map(|r| r.flow_name.as_str()).collect();
     let models: Vec<&str> = runs.iter().map(|r| r.run_model.as_str()).collect();
-    let inputs: Vec<&Value> = runs.iter().map(|r| &r.input).collect();
+    let stored: Vec<Cow<'_, Value>> = runs.iter().map(|r| storable::json(&r.input)).collect();
+    let inputs: Vec<&Value> = stored.iter().map(AsRef::as_ref).collect();
     let starts: Vec<DateTime<Utc>> = runs.iter().map(|r| r.start_time).collect();
     sqlx::query(
         r#"
@@ -420,11 +424,14 @@ pub async fn insert_step_rows(
         statuses.push(status_text(r.status));
         attempts.push(r.attempt);
         costs.push(r.cost_ms);
-        inputs.push(&r.input);
-        outputs.push(&r.output);
-        errors.push(r.error.as_deref());
+        inputs.push(storable::json(&r.input));
+        outputs.push(storable::json(&r.output));
+        errors.push(r.error.as_deref().map(storable::text));
         started.push(r.started_at);
     }
+    let inputs: Vec<&Value> = inputs.iter().map(AsRef::as_ref).collect();
+    let outputs: Vec<&Value> = outputs.iter().map(AsRef::as_ref).collect();
+    let errors: Vec<Option<&str>> = errors.iter().map(|e| e.as_deref()).collect();
     sqlx::query(
         r#"
         INSERT INTO run_steps (run_id, step_key, step_id, seq, status, attempt, cost_ms, input,
@@ -542,8 +549,12 @@ pub async fn finish_runs(
     let ids: Vec<Uuid> = ends.iter().map(|e| e.run_id).collect();
     let statuses: Vec<&str> =
         ends.iter().map(|e| if e.success { "success" } else { "fail" }).collect();
-    let messages: Vec<Option<&str>> = ends.iter().map(|e| e.message.as_deref()).collect();
-    let responses: Vec<Option<&Value>> = ends.iter().map(|e| e.response.as_ref()).collect();
+    let messages: Vec<Option<Cow<'_, str>>> =
+        ends.iter().map(|e| e.message.as_deref().map(storable::text)).collect();
+    let messages: Vec<Option<&str>> = messages.iter().map(|m| m.as_deref()).collect();
+    let responses: Vec<Option<Cow<'_, Value>>> =
+        ends.iter().map(|e| e.response.as_ref().map(storable::json)).collect();
+    let responses: Vec<Option<&Value>> = responses.iter().map(|r| r.as_deref()).collect();
     let done = sqlx::query(
         r#"
         UPDATE runs r

@@ -11,8 +11,6 @@
 //! FIXME: the container path is compiled but not exercised by CI, whose machines have no Docker
 //! daemon; a CI job with Docker running the suite with the feature would cover it.
 
-use std::path::PathBuf;
-
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
@@ -42,7 +40,8 @@ pub async fn server_url() -> String {
         .clone()
 }
 
-async fn start_shared(dir: PathBuf) -> embedded_pg::Cluster {
+#[cfg(not(feature = "testcontainers"))]
+async fn start_shared(dir: std::path::PathBuf) -> embedded_pg::Cluster {
     // Several test binaries may race to start the same cluster; the loser finds it running.
     for _ in 0..20 {
         match embedded_pg::Cluster::start(&dir).await {
