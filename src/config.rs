@@ -50,6 +50,9 @@ pub enum Command {
     /// Manage users for token login.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Manage projects (tenants): every resource belongs to one.
+    #[command(subcommand)]
+    Projects(ProjectsCommand),
     /// Manage application-model (ABM) instances.
     #[command(subcommand)]
     Instances(InstancesCommand),
@@ -103,6 +106,19 @@ pub enum UsersCommand {
         /// IAM actions to grant (repeatable, `mssi:flow:*` style); an admin when none.
         #[arg(long = "action")]
         actions: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectsCommand {
+    /// Create a project in the domain; prints its id.
+    Create {
+        /// Project name, unique in the domain (tokens can be scoped to it by name).
+        #[arg(long)]
+        name: String,
+        /// Print one JSON object with `project_id` and `name`.
+        #[arg(long)]
+        json: bool,
     },
 }
 

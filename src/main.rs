@@ -11,7 +11,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter};
 use workbench::config::{
-    Cli, Command, InstancesCommand, KeysCommand, LogFormat, PackagesCommand, UsersCommand,
+    Cli, Command, InstancesCommand, KeysCommand, LogFormat, PackagesCommand, ProjectsCommand,
+    UsersCommand,
 };
 use workbench::database::{self, Database};
 use workbench::Settings;
@@ -98,6 +99,22 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 project.id,
                 project.name
             );
+            Ok(())
+        }
+        Command::Projects(ProjectsCommand::Create { name, json }) => {
+            let db = Database::open(&settings, 2).await?;
+            let sealer = Sealer::new(database::load_master_key(&settings.data_dir)?);
+            database::check_master_key(&db.pool, &sealer).await?;
+            tenancy::bootstrap(&db.pool, &sealer).await?;
+            let created = tenancy::create_project(&db.pool, &name).await;
+            db.close().await;
+            let project = created?;
+            if json {
+                let out = serde_json::json!({"project_id": project.id, "name": project.name});
+                println!("{out}");
+            } else {
+                println!("project {} created: {}", project.name, project.id);
+            }
             Ok(())
         }
         Command::Instances(InstancesCommand::Create { project, instance, packages }) => {

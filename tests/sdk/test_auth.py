@@ -103,6 +103,31 @@ def test_foreign_project_is_forbidden(server):
     assert_sdk_error(exc, 403, FORBIDDEN)
 
 
+def test_a_second_project_is_a_separate_tenant(server, client):
+    # `workbench projects create` makes a tenant; a key for it sees only its own resources.
+    team = f"team-{uuid.uuid4().hex[:8]}"
+    made = json.loads(server.cli("projects", "create", "--name", team, "--json"))
+    key = json.loads(server.cli("keys", "create", "--project", made["project_id"], "--json"))
+    assert key["project_id"] == made["project_id"]
+    other = server.client(ak=key["ak"], sk=key["sk"], project_id=key["project_id"])
+    name = f"only-there-{uuid.uuid4().hex[:8]}"
+    call(other, "POST", "/v1/{project_id}/connections",
+         body={"connection_name": name, "auth_type": "none", "description": "team"})
+    mine = json.loads(call(client, "GET", "/v1/{project_id}/connections",
+                           query={"offset": 1, "limit": 100, "name": name}).raw_content)
+    theirs = json.loads(call(other, "GET", "/v1/{project_id}/connections",
+                             query={"offset": 1, "limit": 100, "name": name}).raw_content)
+    assert (mine["total"], theirs["total"]) == (0, 1), (mine, theirs)
+
+    # The new project's key cannot reach the default project, nor the default key the new one.
+    crossing = server.client(ak=key["ak"], sk=key["sk"], project_id=server.creds["project_id"])
+    with pytest.raises(ClientRequestException) as exc:
+        crossing.show_all_flows(ShowAllFlowsRequest(offset=0, limit=10))
+    assert_sdk_error(exc, 403, FORBIDDEN)
+    with pytest.raises(RuntimeError):
+        server.cli("projects", "create", "--name", made["name"])
+
+
 def test_missing_authentication_is_rejected(server, project_id):
     resp = requests.get(f"{server.base_url}/v1/{project_id}/flows", timeout=10)
     assert_envelope(resp, 401, APIGW_AUTH)

@@ -24,6 +24,10 @@ pub enum TenancyError {
     NoProject,
     #[error("a user named `{0}` already exists in this domain")]
     DuplicateUser(String),
+    #[error("a project named `{0}` already exists in this domain")]
+    DuplicateProject(String),
+    #[error("a project name is 1-64 letters, digits, `-`, `_` or `.`")]
+    BadProjectName,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -116,6 +120,24 @@ async fn new_key(
     store::insert_access_key(&mut *tx, &ak, &sealer.seal(sk.as_bytes()), user_id, project_id)
         .await?;
     Ok(NewKey { ak, sk, project_id: project_id.to_owned() })
+}
+
+/// A new project named `name` in the default project's domain. Its admin can reach it at once
+/// and make keys for it; the ABM `default` instance exists in it as in every project.
+pub async fn create_project(db: &PgPool, name: &str) -> Result<ProjectRow, TenancyError> {
+    let valid = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !valid {
+        return Err(TenancyError::BadProjectName);
+    }
+    let home = store::default_project(db).await?.ok_or(TenancyError::NoProject)?;
+    let project = ProjectRow { id: hex_id(), name: name.to_owned(), domain_id: home.domain_id };
+    match store::insert_project(db, &project).await {
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("projects_name_key") => {
+            Err(TenancyError::DuplicateProject(name.to_owned()))
+        }
+        other => other.map(|()| project).map_err(TenancyError::from),
+    }
 }
 
 /// The project `project_id`, or the default project when `None`.
