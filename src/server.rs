@@ -105,6 +105,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
+        // FIXME: requests hyper refuses before routing (a header with control characters, a
+        // request line over its URI limit) get its bare 400/414 without the MSSI envelope or
+        // an X-Request-Id. Serving through hyper-util's connection builder with an error hook,
+        // instead of `axum::serve`, would let us answer those in the envelope too.
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
         if let Err(e) = workers.await {
             tracing::warn!(error = %e, "run workers ended abnormally");
