@@ -247,6 +247,19 @@ async fn connection_and_connector_errors_carry_their_codes() {
     assert_eq!(info["status"], "released");
     assert_eq!(info["release_version"], "1");
     assert!(info["swagger"].as_str().unwrap().contains("addPet"));
+
+    // A flow may be saved before its connection exists, but not enabled.
+    let flow_id = app.create_flow(&pet_flow("early", &connector, &missing.to_string())).await;
+    let enable = format!("/v1/{{p}}/flows/{flow_id}/enable");
+    let (status, body) = app.post(&enable, &json!({})).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "MSSI.00020011"));
+    assert!(body["error_msg"].as_str().unwrap().contains(&missing.to_string()), "{body}");
+    let connection = make_connection(&app, "late").await;
+    let definition = pet_flow("early", &connector, &connection);
+    let (status, body) = app.put(&format!("/v1/{{p}}/flows/{flow_id}"), &definition).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.post(&enable, &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]

@@ -47,12 +47,32 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     }
 }
 
+/// A JSON body of a batch endpoint whose items are judged one by one: a NUL fails only the
+/// item holding it (the application model checks every stored text itself), so it is not
+/// refused here.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for BatchJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let bytes = read_body(body, &parts.headers, state.config.body_limit).await?;
+        parse_json_text(&bytes).map(BatchJson)
+    }
+}
+
 /// Parses JSON, telling malformed text (`MSSI.00017001`) from well-formed JSON of the wrong
 /// shape (`MSSI.00017006`). serde_json's recursion limit turns absurd nesting into an error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if json_has_nul(bytes) {
         return Err(ApiError::with(Code::DataFormat, "text may not contain NUL (\\u0000)"));
     }
+    parse_json_text(bytes)
+}
+
+fn parse_json_text<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {

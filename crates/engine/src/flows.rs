@@ -223,6 +223,16 @@ pub async fn set_enabled(
     let mut tx = db.begin().await?;
     let mut row =
         store::find_flow(&mut *tx, project_id, flow_id, true).await?.ok_or(FlowError::NotFound)?;
+    if enabled {
+        // Refused here rather than at save time, so a flow can be saved before its connection
+        // exists; an enabled flow's connections cannot be deleted, so the check holds.
+        let missing = store::missing_connections(&mut *tx, project_id, &row.definition).await?;
+        if let Some(id) = missing.first() {
+            let msg =
+                format!("a step uses connection `{id}`, which does not exist in this project");
+            return Err(FlowError::Invalid(msg));
+        }
+    }
     store::set_flow_status(&mut *tx, project_id, flow_id, status).await?;
     row.status = status.to_owned();
     // Arms or disarms the schedule in the same commit, so nothing fires after a disable.

@@ -158,6 +158,27 @@ pub struct FlowFilter {
     pub limit: i64,
 }
 
+/// The `authentication.connectionId`s of `definition`'s steps that name no connection of
+/// `project_id`.
+pub async fn missing_connections(
+    db: impl PgExecutor<'_>,
+    project_id: &str,
+    definition: &Value,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        r#"
+        SELECT DISTINCT c.id #>> '{}'
+        FROM jsonb_path_query($2, '$.steps[*].call.*.authentication.connectionId') AS c(id)
+        WHERE c.id #>> '{}' <> '' AND NOT EXISTS (
+            SELECT 1 FROM connections k WHERE k.project_id = $1 AND k.id::text = c.id #>> '{}')
+        "#,
+    )
+    .bind(project_id)
+    .bind(definition)
+    .fetch_all(db)
+    .await
+}
+
 pub async fn list_flows(
     db: impl PgExecutor<'_> + Copy,
     project_id: &str,

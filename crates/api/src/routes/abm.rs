@@ -24,7 +24,7 @@ use workbench_metamodel::{
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Code, Domain};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{BatchJson, Json, Path, Query};
 use crate::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -45,7 +45,7 @@ async fn add_entities(
     State(state): State<AppState>,
     caller: Caller,
     Path((project_id, instance_id)): Path<(String, String)>,
-    Json(body): Json<AddEntitiesRequest>,
+    BatchJson(body): BatchJson<AddEntitiesRequest>,
 ) -> ApiResult<Json<AddEntitiesResponse>> {
     caller.require("mssi:abm:create", Code::AbmNoPermission)?;
     let scope = Scope::new(project_id, instance_id);
@@ -60,7 +60,7 @@ async fn update_entity(
     State(state): State<AppState>,
     caller: Caller,
     Path((project_id, instance_id, urn)): Path<(String, String, String)>,
-    Json(body): Json<EntityInput>,
+    BatchJson(body): BatchJson<EntityInput>,
 ) -> ApiResult<Json<EntityResponse>> {
     caller.require("mssi:abm:update", Code::AbmNoPermission)?;
     let scope = Scope::new(project_id, instance_id);
@@ -89,7 +89,7 @@ async fn delete_entities(
     State(state): State<AppState>,
     caller: Caller,
     Path((project_id, instance_id)): Path<(String, String)>,
-    Json(body): Json<DeleteEntitiesRequest>,
+    BatchJson(body): BatchJson<DeleteEntitiesRequest>,
 ) -> ApiResult<Json<DeleteResponse>> {
     caller.require("mssi:abm:delete", Code::AbmNoPermission)?;
     let scope = Scope::new(project_id, instance_id);
@@ -104,7 +104,7 @@ async fn change_relationships(
     State(state): State<AppState>,
     caller: Caller,
     Path((project_id, instance_id)): Path<(String, String)>,
-    Json(body): Json<RelationshipsRequest>,
+    BatchJson(body): BatchJson<RelationshipsRequest>,
 ) -> ApiResult<Json<RelationshipsResponse>> {
     caller.require("mssi:abm:update", Code::AbmNoPermission)?;
     let scope = Scope::new(project_id, instance_id);
@@ -119,7 +119,7 @@ async fn change_signatures(
     State(state): State<AppState>,
     caller: Caller,
     Path((project_id, instance_id)): Path<(String, String)>,
-    Json(body): Json<SignaturesRequest>,
+    BatchJson(body): BatchJson<SignaturesRequest>,
 ) -> ApiResult<Json<SignaturesResponse>> {
     caller.require("mssi:abm:update", Code::AbmNoPermission)?;
     let scope = Scope::new(project_id, instance_id);

@@ -28,7 +28,7 @@ fn connection_error(err: ConnectionError) -> ApiError {
         ConnectionError::InUse(_) => ApiError::with(Code::ConnectionInUse, err),
         ConnectionError::Invalid(_) => ApiError::with(Code::ParamInvalid, err),
         ConnectionError::Sealed => ApiError::Internal(anyhow::anyhow!(err)),
-        ConnectionError::Database(e) => ApiError::Database(e),
+        ConnectionError::Database(e) => ApiError::from(e),
     }
 }
 

@@ -28,7 +28,7 @@ fn custom_error(err: CustomError) -> ApiError {
         CustomError::InUse(_) => ApiError::with(Code::ConnectorInUse, err),
         CustomError::NoName => ApiError::with(Code::ConnectorNameEmpty, err),
         CustomError::Document(_) => ApiError::with(Code::NotSwagger, err),
-        CustomError::Database(e) => ApiError::Database(e),
+        CustomError::Database(e) => ApiError::from(e),
     }
 }
 

@@ -43,7 +43,7 @@ pub(super) fn flow_error(err: FlowError, missing: Code) -> ApiError {
             };
             ApiError::with(code, err)
         }
-        FlowError::Database(e) => ApiError::Database(e),
+        FlowError::Database(e) => ApiError::from(e),
     }
 }
 

@@ -91,7 +91,7 @@ fn hook_error(err: SubmitError) -> ApiError {
         SubmitError::FlowNotFound => ApiError::code(Code::HookNotFound),
         SubmitError::Disabled => ApiError::code(Code::HookDisabled),
         SubmitError::BadTrigger(e) => ApiError::Internal(anyhow::anyhow!(e)),
-        SubmitError::Database(e) => ApiError::Database(e),
+        SubmitError::Database(e) => ApiError::from(e),
         SubmitError::Write(e) => ApiError::Internal(anyhow::anyhow!(e)),
     }
 }

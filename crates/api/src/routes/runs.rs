@@ -34,7 +34,7 @@ fn submit_error(err: SubmitError) -> ApiError {
         SubmitError::FlowNotFound => ApiError::code(Code::FlowNotExist),
         SubmitError::Disabled => ApiError::code(Code::FlowDisabled),
         SubmitError::BadTrigger(e) => ApiError::Internal(anyhow::anyhow!(e)),
-        SubmitError::Database(e) => ApiError::Database(e),
+        SubmitError::Database(e) => ApiError::from(e),
         SubmitError::Write(e) => ApiError::Internal(anyhow::anyhow!(e)),
     }
 }

@@ -29,7 +29,7 @@ fn template_error(err: TemplateError) -> ApiError {
         TemplateError::NotFound => ApiError::code(Code::TemplateNotFound),
         TemplateError::Invalid(_) => ApiError::with(Code::ParamInvalid, err),
         TemplateError::Flow(e) => flow_error(e, Code::FlowNotFound),
-        TemplateError::Database(e) => ApiError::Database(e),
+        TemplateError::Database(e) => ApiError::from(e),
     }
 }
 
