@@ -7,6 +7,7 @@
 
 #![allow(clippy::print_stdout)]
 
+mod cpu;
 mod flows;
 mod history;
 mod hooks;
@@ -162,6 +163,9 @@ async fn run_all(
         let spec =
             ServerSpec { bin, database_url, work_dir: &args.work_dir, workers: args.workers };
         let server = Arc::new(Server::start(spec).await?);
+        let ticks_per_s = cpu::clock_ticks_per_second().await;
+        let before = cpu::usage(server.pid(), pg.postmaster(), ticks_per_s);
+        let started = std::time::Instant::now();
         let outcome = match scenario {
             Scenario::Reference => Ok(()),
             Scenario::Idle => schedules::idle(&server, args.idle_secs, report).await,
@@ -197,6 +201,18 @@ async fn run_all(
                 schedules::run(server.clone(), &a, report).await
             }
         };
+        let after = cpu::usage(server.pid(), pg.postmaster(), ticks_per_s);
+        let wall = started.elapsed().as_secs_f64();
+        let postgres = match (before.postgres, after.postgres) {
+            (Some(b), Some(a)) => format!("{:.1}", a - b),
+            _ => "unknown".into(),
+        };
+        report.note(format!(
+            "scenario {scenario:?}: {wall:.1} s wall; CPU s: server {:.1}, PostgreSQL {postgres}, \
+             load generator {:.1}",
+            after.server - before.server,
+            after.generator - before.generator
+        ));
         let rss = server.rss()?;
         let name = format!("peak RSS in {scenario:?}").to_lowercase();
         report.add("7 memory", &name, rss.peak, "MiB").target(Target::Below(500.0));

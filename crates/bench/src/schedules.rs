@@ -92,7 +92,7 @@ async fn fires(
 pub(crate) async fn idle(server: &Server, secs: u64, report: &mut Report) -> anyhow::Result<()> {
     const S: &str = "6 idle";
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let ticks_per_s = clock_ticks_per_second().await;
+    let ticks_per_s = crate::cpu::clock_ticks_per_second().await;
     // One connection of our own for the readings, so each costs exactly one transaction.
     let mut conn = server.db.acquire().await?.detach();
     let xact0 = xacts(&mut conn).await?;
@@ -119,9 +119,4 @@ async fn xacts(conn: &mut sqlx::PgConnection) -> anyhow::Result<i64> {
     )
     .fetch_one(conn)
     .await?)
-}
-
-async fn clock_ticks_per_second() -> f64 {
-    let out = tokio::process::Command::new("getconf").arg("CLK_TCK").output().await;
-    out.ok().and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok()).unwrap_or(100.0)
 }

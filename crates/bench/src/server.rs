@@ -55,6 +55,11 @@ impl Pg {
         Ok(parts.join(", "))
     }
 
+    /// The postmaster's pid, when the cluster is ours.
+    pub(crate) fn postmaster(&self) -> Option<u32> {
+        crate::cpu::postmaster(self.cluster.as_ref()?.data_dir())
+    }
+
     pub(crate) async fn stop(self) {
         if let Some(cluster) = self.cluster {
             if let Err(e) = cluster.stop().await {
@@ -135,11 +140,11 @@ impl Server {
 
     /// User plus system CPU time the server has used so far, in clock ticks.
     pub(crate) fn cpu_ticks(&self) -> anyhow::Result<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-        let rest = &stat[stat.rfind(')').context("stat format")? + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+        crate::cpu::ticks(self.pid).context("reading the server's /proc/<pid>/stat")
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// `path` with `{p}` replaced by the project id, on this server.
