@@ -27,7 +27,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 
 use crate::report::{Report, Target};
-use crate::server::{Pg, Server, ServerSpec};
+use crate::server::{Pg, Server, ServerSpec, STATS_SETTLE};
 
 /// Scenarios, in the order a full run takes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -166,6 +166,7 @@ async fn run_all(
         let ticks_per_s = cpu::clock_ticks_per_second().await;
         let before = cpu::usage(server.pid(), pg.postmaster(), ticks_per_s);
         let started = std::time::Instant::now();
+        let counters = server.db_counters().await?;
         let outcome = match scenario {
             Scenario::Reference => Ok(()),
             Scenario::Idle => schedules::idle(&server, args.idle_secs, report).await,
@@ -212,6 +213,13 @@ async fn run_all(
              load generator {:.1}",
             after.server - before.server,
             after.generator - before.generator
+        ));
+        tokio::time::sleep(STATS_SETTLE).await;
+        let after_counters = server.db_counters().await?;
+        let [commits, inserted, updated] = [0, 1, 2].map(|i| after_counters[i] - counters[i]);
+        report.note(format!(
+            "scenario {scenario:?}: PostgreSQL {commits} commits, {inserted} rows inserted, \
+             {updated} rows updated"
         ));
         let rss = server.rss()?;
         let name = format!("peak RSS in {scenario:?}").to_lowercase();

@@ -9,7 +9,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 use crate::flows::every_minute;
 use crate::report::{Report, Target};
-use crate::server::Server;
+use crate::server::{Server, STATS_SETTLE};
 use crate::stats::{closed_loop, Latencies};
 
 pub(crate) struct SchedulesArgs {
@@ -111,8 +111,7 @@ pub(crate) async fn idle(server: &Server, secs: u64, report: &mut Report) -> any
 }
 
 async fn xacts(conn: &mut sqlx::PgConnection) -> anyhow::Result<i64> {
-    // Statistics reach the shared counters about once a second; let them settle first.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(STATS_SETTLE).await;
     Ok(sqlx::query_scalar(
         "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database \
          WHERE datname = current_database()",

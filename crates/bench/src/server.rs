@@ -15,6 +15,10 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgPool};
 use tokio::process::{Child, Command};
 
+/// How long until every backend's statistics reached `pg_stat_database`: PostgreSQL 15 flushes
+/// a backend's counters when it goes idle, but at most once a second, and otherwise within ten.
+pub(crate) const STATS_SETTLE: Duration = Duration::from_secs(11);
+
 /// The PostgreSQL server every scenario's database lives on.
 pub(crate) struct Pg {
     cluster: Option<embedded_pg::Cluster>,
@@ -145,6 +149,17 @@ impl Server {
 
     pub(crate) fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// This database's commits, rows inserted and rows updated so far (`pg_stat_database`).
+    pub(crate) async fn db_counters(&self) -> anyhow::Result<[i64; 3]> {
+        let row: (i64, i64, i64) = sqlx::query_as(
+            "SELECT xact_commit, tup_inserted, tup_updated FROM pg_stat_database \
+             WHERE datname = current_database()",
+        )
+        .fetch_one(&self.db)
+        .await?;
+        Ok([row.0, row.1, row.2])
     }
 
     /// `path` with `{p}` replaced by the project id, on this server.
