@@ -112,7 +112,13 @@ impl Report {
             out.push_str(&format!("| reference | {name} | {} | /s | | | |\n", fmt(*value)));
         }
         for f in &self.figures {
-            let ratio = f.ratio.as_ref().map_or(String::new(), |(r, n)| format!("{r:.2}× {n}"));
+            let ratio = f.ratio.as_ref().map_or(String::new(), |(r, n)| {
+                if *r < 0.1 {
+                    format!("{r:.4}× {n}")
+                } else {
+                    format!("{r:.2}× {n}")
+                }
+            });
             let target = match f.target {
                 None => String::new(),
                 Some(Target::AtLeast(g)) => format!("≥ {}", fmt(g)),
