@@ -246,6 +246,14 @@ async fn references(args: &Args, pg: &Pg, report: &mut Report) -> anyhow::Result
         latencies.ms(0.5),
         latencies.ms(0.99)
     ));
+    let (rate, latencies) =
+        reference::pg_commits(&url, 1, Duration::from_secs(args.reference_secs)).await?;
+    report.references.push(("pg_commits_1conn_per_s".into(), rate));
+    report.note(format!(
+        "reference: one-row commits from 1 connection, p50 {:.2} ms, p99 {:.2} ms",
+        latencies.ms(0.5),
+        latencies.ms(0.99)
+    ));
     let mut levels = args.hook_concurrency.clone();
     levels.extend([args.clients]);
     levels.sort_unstable();
