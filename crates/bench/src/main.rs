@@ -73,6 +73,9 @@ struct Args {
     /// Seconds each reference is measured for.
     #[arg(long, default_value_t = 5)]
     reference_secs: u64,
+    /// Keep each scenario's database (and the servers' data directories) for inspection.
+    #[arg(long)]
+    keep: bool,
     /// Scenario 1: runs to submit.
     #[arg(long, default_value_t = 20_000)]
     runs: usize,
@@ -159,7 +162,8 @@ async fn run_all(
     ];
     for scenario in order.into_iter().filter(|s| wanted(*s)) {
         eprintln!("scenario {scenario:?}");
-        let database_url = pg.fresh_database(&format!("{scenario:?}").to_lowercase()).await?;
+        let (database, database_url) =
+            pg.fresh_database(&format!("{scenario:?}").to_lowercase()).await?;
         let spec =
             ServerSpec { bin, database_url, work_dir: &args.work_dir, workers: args.workers };
         let server = Arc::new(Server::start(spec).await?);
@@ -225,7 +229,10 @@ async fn run_all(
         let name = format!("peak RSS in {scenario:?}").to_lowercase();
         report.add("7 memory", &name, rss.peak, "MiB").target(Target::Below(500.0));
         let server = Arc::into_inner(server).context("scenario kept the server")?;
-        server.stop().await?;
+        server.stop(!args.keep).await?;
+        if !args.keep {
+            pg.drop_database(&database).await?;
+        }
         if let Err(e) = outcome {
             report.note(format!("scenario {scenario:?} failed: {e:#}"));
         }
@@ -237,7 +244,7 @@ async fn run_all(
 /// concurrency the scenarios use.
 async fn references(args: &Args, pg: &Pg, report: &mut Report) -> anyhow::Result<()> {
     eprintln!("references");
-    let url = pg.fresh_database("reference").await?;
+    let (database, url) = pg.fresh_database("reference").await?;
     let (rate, latencies) =
         reference::pg_commits(&url, 8, Duration::from_secs(args.reference_secs)).await?;
     report.references.push(("pg_commits_per_s".into(), rate));
@@ -267,6 +274,9 @@ async fn references(args: &Args, pg: &Pg, report: &mut Report) -> anyhow::Result
             load.latencies.ms(0.5),
             load.latencies.ms(0.99)
         ));
+    }
+    if !args.keep {
+        pg.drop_database(&database).await?;
     }
     Ok(())
 }

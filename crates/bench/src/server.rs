@@ -37,13 +37,24 @@ impl Pg {
         Ok(Pg { cluster: Some(cluster), admin_url })
     }
 
-    /// Creates an empty database and returns its URL.
-    pub(crate) async fn fresh_database(&self, tag: &str) -> anyhow::Result<String> {
+    /// Creates an empty database and returns its name and URL.
+    pub(crate) async fn fresh_database(&self, tag: &str) -> anyhow::Result<(String, String)> {
         let mut conn = sqlx::PgConnection::connect(&self.admin_url).await?;
         let name = format!("wbbench_{tag}_{}", uuid::Uuid::new_v4().simple());
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
         conn.close().await?;
-        Ok(workbench_test_support::with_database(&self.admin_url, &name))
+        let url = workbench_test_support::with_database(&self.admin_url, &name);
+        Ok((name, url))
+    }
+
+    /// Drops a database made by [`Pg::fresh_database`].
+    pub(crate) async fn drop_database(&self, name: &str) -> anyhow::Result<()> {
+        let mut conn = sqlx::PgConnection::connect(&self.admin_url).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(())
     }
 
     /// The server's version and the settings that bound commit rates.
@@ -83,6 +94,7 @@ pub(crate) struct Rss {
 /// A running `workbench serve` with an admin token for its default project.
 pub(crate) struct Server {
     child: Child,
+    data_dir: PathBuf,
     pid: u32,
     pub(crate) base: String,
     pub(crate) project: String,
@@ -129,7 +141,7 @@ impl Server {
         let project = creds["project_id"].as_str().context("project_id")?.to_owned();
         let token = login(&client, &base, creds["password"].as_str().context("password")?).await?;
         let db = PgPoolOptions::new().max_connections(8).connect(&spec.database_url).await?;
-        Ok(Server { child, pid, base, project, token, client, db })
+        Ok(Server { child, data_dir, pid, base, project, token, client, db })
     }
 
     pub(crate) fn rss(&self) -> anyhow::Result<Rss> {
@@ -202,8 +214,8 @@ impl Server {
         Ok((id, created["apig_url"].clone()))
     }
 
-    /// Stops the server with SIGTERM and waits for it.
-    pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
+    /// Stops the server with SIGTERM and waits for it; `remove` deletes its data directory.
+    pub(crate) async fn stop(mut self, remove: bool) -> anyhow::Result<()> {
         self.db.close().await;
         Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().await?;
         match tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await {
@@ -211,6 +223,9 @@ impl Server {
                 status?;
             }
             Err(_) => self.child.kill().await?,
+        }
+        if remove {
+            std::fs::remove_dir_all(&self.data_dir)?;
         }
         Ok(())
     }
