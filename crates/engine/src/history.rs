@@ -158,6 +158,12 @@ pub async fn runs_of_flow(
           AND ($4::timestamptz IS NULL OR r.start_time >= $4)
           AND ($5::timestamptz IS NULL OR r.start_time <= $5)
     "#;
+    // FIXME: `total` counts every run of the flow on every page, so a page costs O(runs of the
+    // flow): about 70-190 ms at 100,000 runs (docs/benchmarks.md, scenario 4), and the deep
+    // page's OFFSET adds a walk over every skipped row. Without filters the total could be
+    // `flows.run_count` (written in the run's insert transaction; retention would then have to
+    // decrement it), with filters a capped count; deep pages need a seek on
+    // (start_time, id) from a remembered page boundary, since MSSI pages are numbered.
     let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) {WHERE}"))
         .bind(project_id)
         .bind(flow_id)

@@ -72,6 +72,10 @@ impl Submitter {
         mode: RunMode,
         input: Value,
     ) -> Result<Submitted, SubmitError> {
+        // FIXME: one query per R7 request, returning the whole definition, before the batched
+        // insert: in scenario 1 of docs/benchmarks.md it is 20,000 of the 47,000 transactions
+        // for 20,000 runs. The per-process cache that `find_hook`'s FIXME describes would
+        // serve this lookup too.
         let flow = store::find_flow(&self.db, project_id, flow_id, false)
             .await?
             .ok_or(SubmitError::FlowNotFound)?;

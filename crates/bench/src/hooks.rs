@@ -1,0 +1,75 @@
+//! Scenario 2, the synchronous API flow: `POST /hooks/{webhook}` → transform → Response at
+//! several concurrencies; requests/s and p50/p99, every run recorded.
+
+use std::sync::Arc;
+
+use anyhow::{bail, ensure, Context};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::flows::http_transform_response;
+use crate::report::{Report, Target};
+use crate::server::Server;
+use crate::stats::closed_loop;
+
+pub(crate) struct HooksArgs {
+    pub(crate) requests: usize,
+    pub(crate) concurrency: Vec<usize>,
+}
+
+pub(crate) async fn run(
+    server: Arc<Server>,
+    args: &HooksArgs,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    const S: &str = "2 sync hook";
+    let (flow_id, apig_url) = server.enabled_flow(&http_transform_response("bench-hook")).await?;
+    let hook = format!("{}{}", server.base, apig_url.as_str().context("apig_url")?);
+    let mut sent = 0;
+    for &c in &args.concurrency {
+        let (client, url) = (server.client.clone(), hook.clone());
+        let load = closed_loop(c, args.requests, move |i| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let response = client.post(&url).json(&json!({"n": i})).send().await?;
+                let status = response.status();
+                let body: Value = response.json().await?;
+                ensure!(
+                    status == StatusCode::OK && body["echo"] == i,
+                    "hook answered {status}: {body}"
+                );
+                Ok(())
+            }
+        })
+        .await;
+        if let Some(e) = &load.first_error {
+            bail!("{} of {} hook calls failed, first: {e}", load.errors, args.requests);
+        }
+        sent += args.requests;
+        let target = (c == 8).then_some(Target::AtLeast(6000.0));
+        let reference = format!("axum_c{c}_rps");
+        report
+            .add(S, &format!("c={c} requests"), load.rate(), "req/s")
+            .against(&reference)
+            .target_if(target);
+        report.add(S, &format!("c={c} p50"), load.latencies.ms(0.5), "ms");
+        let target = (c == 8).then_some(Target::Below(5.0));
+        report.add(S, &format!("c={c} p99"), load.latencies.ms(0.99), "ms").target_if(target);
+    }
+
+    let recorded: i64 = sqlx::query_scalar(
+        r#"
+        SELECT count(*) FROM runs r WHERE r.flow_id = $1 AND r.status = 'success'
+          AND (SELECT count(*) FROM run_steps s
+               WHERE s.run_id = r.id AND s.status = 'success') = 3
+        "#,
+    )
+    .bind(flow_id.parse::<Uuid>()?)
+    .fetch_one(&server.db)
+    .await?;
+    report
+        .add(S, "runs recorded (success, 3 step records)", recorded as f64, "runs")
+        .target(Target::AtLeast(sent as f64));
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! Scenario 1, run throughput: runs of manual → transform → condition submitted over R7 by
+//! concurrent clients; accepted/s, completed/s, submit-to-finish latency, and every run's
+//! history checked at the end.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, ensure, Context};
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::flows::{manual_transform_condition, THREE_STEPS};
+use crate::report::{Report, Target};
+use crate::server::Server;
+use crate::stats::{closed_loop, Latencies};
+
+/// A run's id, status, end, step records and successful step records.
+type RunRow = (Uuid, String, Option<DateTime<Utc>>, i64, i64);
+
+pub(crate) struct RunsArgs {
+    pub(crate) runs: usize,
+    pub(crate) clients: usize,
+}
+
+pub(crate) async fn run(
+    server: Arc<Server>,
+    args: &RunsArgs,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    const S: &str = "1 runs";
+    let (flow_id, _) = server.enabled_flow(&manual_transform_condition("bench-runs")).await?;
+    let submitted: Arc<Mutex<Vec<(Uuid, SystemTime)>>> =
+        Arc::new(Mutex::new(Vec::with_capacity(args.runs)));
+
+    let started = SystemTime::now();
+    let (srv, subs, path) =
+        (server.clone(), submitted.clone(), format!("/v1/{{p}}/flows/{flow_id}/run"));
+    let accept = closed_loop(args.clients, args.runs, move |i| {
+        let (srv, subs, path) = (srv.clone(), subs.clone(), path.clone());
+        async move {
+            let at = SystemTime::now();
+            let (status, body) =
+                srv.post(&path, &json!({"run_mode": "manual", "input": {"n": i}})).await?;
+            ensure!(status == StatusCode::OK, "R7 answered {status}: {body}");
+            let id: Uuid = body["running_id"].as_str().context("running_id")?.parse()?;
+            subs.lock().unwrap().push((id, at));
+            Ok(())
+        }
+    })
+    .await;
+    if let Some(e) = &accept.first_error {
+        bail!("{} of {} submissions failed, first: {e}", accept.errors, args.runs);
+    }
+    report.add(S, "accepted", accept.rate(), "runs/s").against("pg_commits_per_s");
+    report.add(S, "accept p99", accept.latencies.ms(0.99), "ms");
+
+    // Wait for the backlog to drain, with a bound: at 100 runs/s plus a minute.
+    let deadline = Instant::now() + Duration::from_secs(60 + args.runs as u64 / 100);
+    let flow: Uuid = flow_id.parse()?;
+    loop {
+        let done: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM runs WHERE flow_id = $1 AND status IN ('success', 'fail')",
+        )
+        .bind(flow)
+        .fetch_one(&server.db)
+        .await?;
+        if done as usize >= args.runs {
+            break;
+        }
+        if Instant::now() > deadline {
+            report.note(format!("scenario 1: only {done} of {} runs finished in time", args.runs));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Every run: its end, its status and its step records.
+    let rows: Vec<RunRow> = sqlx::query_as(
+        r#"
+        SELECT r.id, r.status, r.end_time,
+               count(s.step_key), count(s.step_key) FILTER (WHERE s.status = 'success')
+        FROM runs r LEFT JOIN run_steps s ON s.run_id = r.id
+        WHERE r.flow_id = $1 GROUP BY r.id
+        "#,
+    )
+    .bind(flow)
+    .fetch_all(&server.db)
+    .await?;
+    let submitted = submitted.lock().unwrap().clone();
+    let submit_at: std::collections::HashMap<Uuid, SystemTime> = submitted.into_iter().collect();
+    let (mut latencies, mut verified, mut last_end) = (Latencies::new(), 0usize, started);
+    let steps = THREE_STEPS.len() as i64;
+    for (id, status, end, records, ok) in &rows {
+        let (Some(end), Some(at)) = (end, submit_at.get(id)) else { continue };
+        let end = SystemTime::from(*end);
+        latencies.record(end.duration_since(*at).unwrap_or_default());
+        last_end = last_end.max(end);
+        if status == "success" && *records == steps && *ok == steps {
+            verified += 1;
+        }
+    }
+    let wall = last_end.duration_since(started).unwrap_or_default().as_secs_f64();
+    let completed = latencies.len() as f64 / wall;
+    report
+        .add(S, "completed", completed, "runs/s")
+        .against("pg_commits_per_s")
+        .target(Target::AtLeastReference(1.0));
+    report.add(S, "submit-to-finish p50", latencies.ms(0.5), "ms");
+    report.add(S, "submit-to-finish p99", latencies.ms(0.99), "ms");
+    report
+        .add(S, "runs verified (success, 3 step records)", verified as f64, "runs")
+        .target(Target::AtLeast(args.runs as f64));
+
+    // R3 over HTTP for a sample, as a client would read them.
+    for (id, ..) in rows.iter().take(20) {
+        let (status, detail) =
+            server.get(&format!("/v2/{{p}}/flows/{flow_id}/running-history/{id}")).await?;
+        let ok = status == StatusCode::OK
+            && detail["status"] == "success"
+            && detail["steps"].as_array().is_some_and(|s| {
+                s.len() == THREE_STEPS.len()
+                    && s.iter().all(|s| s["lastRunningStatus"] == "success")
+            });
+        ensure!(ok, "R3 of run {id}: {status} {detail}");
+    }
+    Ok(())
+}
