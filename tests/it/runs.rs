@@ -227,8 +227,10 @@ async fn pruning_removes_old_finished_runs_only() {
     assert_eq!(pruned, 1);
 
     let (_, runs) = app.get(&format!("/v2/{{p}}/flows/{flow_id}/running-history")).await;
-    assert_eq!(runs["count"], 1);
+    assert_eq!((runs["count"].as_i64(), runs["total"].as_i64()), (Some(1), Some(1)), "{runs}");
     assert_eq!(runs["histories"][0]["id"], recent);
+    let (_, latest) = app.get("/v2/{p}/flows/running-history").await;
+    assert_eq!(latest["histories"][0]["running_times"], 1, "the flow's counter follows");
     let (_, gone) = app.get(&format!("/v2/{{p}}/flows/{flow_id}/running-history/{old}")).await;
     assert_eq!(gone["error_code"], "MSSI.00020012");
 }

@@ -631,15 +631,25 @@ pub async fn find_run_end(
 
 /// Deletes runs that started before `before`, in bounded batches; returns how many went.
 pub async fn prune_runs(db: impl PgExecutor<'_>, before: DateTime<Utc>) -> sqlx::Result<u64> {
-    let done = sqlx::query(
+    // The flows' run counters follow, so R2's unfiltered total stays the number of runs kept.
+    let deleted: i64 = sqlx::query_scalar(
         r#"
-        DELETE FROM runs WHERE id IN (
-            SELECT id FROM runs WHERE start_time < $1 AND status IN ('success', 'fail')
-            LIMIT 10000)
+        WITH gone AS (
+            DELETE FROM runs WHERE id IN (
+                SELECT id FROM runs WHERE start_time < $1 AND status IN ('success', 'fail')
+                LIMIT 10000)
+            RETURNING flow_id
+        ), counted AS (
+            SELECT flow_id, count(*) AS n FROM gone GROUP BY flow_id
+        ), recounted AS (
+            UPDATE flows f SET run_count = greatest(f.run_count - c.n, 0)
+            FROM counted c WHERE f.id = c.flow_id
+        )
+        SELECT coalesce(sum(n), 0)::bigint FROM counted
         "#,
     )
     .bind(before)
-    .execute(db)
+    .fetch_one(db)
     .await?;
-    Ok(done.rows_affected())
+    Ok(deleted as u64)
 }
