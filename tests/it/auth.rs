@@ -191,3 +191,38 @@ async fn each_endpoint_checks_its_action() {
     assert_eq!(body["error_code"], "MSSI.00017002");
     assert!(body["error_msg"].as_str().unwrap().contains("mssi:flow:create"), "{body}");
 }
+
+/// `users create` used to accept an empty name, an empty password and any action text.
+#[tokio::test]
+async fn users_create_refuses_blank_credentials_and_unknown_actions() {
+    let database_url = workbench_test_support::fresh_database_url().await;
+    let data_dir = crate::support::temp_dir("users");
+    let create = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_workbench"))
+            .args(["users", "create"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env("DATABASE_URL", &database_url)
+            .env_remove("WORKBENCH_USER_PASSWORD")
+            .env("WORKBENCH_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let refused = [
+        (&["--name", "", "--password", "Pass-1"][..], "name must not be empty"),
+        (&["--name", "ann", "--password", ""][..], "password must not be empty"),
+        (&["--name", "ann", "--password", "Pass-1", "--action", "bogus action!!"][..], "bogus"),
+        (&["--name", "ann", "--password", "Pass-1", "--action", "mssi:nope:*"][..], "nope"),
+    ];
+    for (args, message) in refused {
+        let output = create(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+
+    let granted = ["--name", "ann", "--password", "Pass-1", "--action", "mssi:flow:*"];
+    let output = create(&granted);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
