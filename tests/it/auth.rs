@@ -226,3 +226,44 @@ async fn users_create_refuses_blank_credentials_and_unknown_actions() {
     let output = create(&granted);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+/// Token requests used to get a project token whatever their scope said, or without one.
+#[tokio::test]
+async fn tokens_need_a_project_scope_the_user_belongs_to() {
+    let app = TestApp::spawn().await;
+    let request = |scope: Option<serde_json::Value>| {
+        let mut body = json!({"auth": {"identity": {"methods": ["password"], "password": {
+            "user": {"name": "admin", "password": app.password.clone(),
+                     "domain": {"name": "workbench"}}}}}});
+        if let Some(scope) = scope {
+            body["auth"]["scope"] = scope;
+        }
+        app.client.post(format!("{}/v3/auth/tokens", app.base)).json(&body).send()
+    };
+    let refused = [
+        (None, StatusCode::BAD_REQUEST),
+        (Some(json!(null)), StatusCode::BAD_REQUEST),
+        (Some(json!({})), StatusCode::BAD_REQUEST),
+        (Some(json!({"project": {}})), StatusCode::BAD_REQUEST),
+        (Some(json!({"domain": {"name": "other"}})), StatusCode::BAD_REQUEST),
+        (Some(json!({"project": {"id": "not-mine"}})), StatusCode::UNAUTHORIZED),
+        (Some(json!({"project": {"name": "elsewhere"}})), StatusCode::UNAUTHORIZED),
+        (
+            Some(json!({"project": {"name": "cn-north-4", "domain": {"name": "other"}}})),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    for (scope, expected) in refused {
+        let (status, body) = crate::support::read(request(scope.clone()).await.unwrap()).await;
+        assert_eq!(status, expected, "{scope:?}: {body}");
+        let code = if expected == StatusCode::BAD_REQUEST { "MSSI.00020011" } else { "APIGW.0301" };
+        assert_eq!(body["error_code"], code, "{scope:?}: {body}");
+    }
+
+    let by_id = json!({"project": {"id": app.project_id}});
+    let by_name = json!({"project": {"name": "cn-north-4", "domain": {"name": "workbench"}}});
+    for scope in [by_id, by_name] {
+        let response = request(Some(scope.clone())).await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{scope}");
+    }
+}
