@@ -195,3 +195,16 @@ async fn flow_meta_fields_of_the_wrong_type_are_refused() {
     let (_, list) = app.get("/v1/{p}/flows?offset=0&limit=10").await;
     assert_eq!(list["count"], "1");
 }
+
+/// A flow with 200 broken steps used to answer an `error_msg` of 26,892 characters; the
+/// contract allows 512.
+#[tokio::test]
+async fn error_messages_stay_within_the_contract_limit() {
+    let app = TestApp::spawn().await;
+    let body = json!({"name": "broken", "steps": vec![json!({"stepId": 1}); 200]});
+    let (status, body) = app.post("/v1/{p}/flows", &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let msg = body["error_msg"].as_str().unwrap();
+    assert_eq!(msg.chars().count(), 512, "{msg}");
+    assert!(msg.ends_with('…'), "{msg}");
+}
