@@ -405,3 +405,31 @@ async fn disabled_unknown_and_manual_flows_serve_nothing() {
         "{out}"
     );
 }
+
+/// A Response step with status 204 or 304 used to send its body, Content-Length and
+/// Content-Type, which those statuses must not carry.
+#[tokio::test]
+async fn no_content_statuses_are_sent_without_a_body() {
+    let app = TestApp::spawn().await;
+    for status in [204, 304] {
+        let definition = flow(
+            &format!("empty {status}"),
+            vec![
+                http_trigger(json!({"method": "POST"}), &["reply"]),
+                response(
+                    "reply",
+                    json!({"status": status, "headers": {"Content-Type": "text/plain", "X-A": "b"},
+                        "body": {"ignored": true}}),
+                ),
+            ],
+        );
+        let (_, url) = serve(&app, &definition).await;
+        let answer = app.client.post(&url).json(&json!({})).send().await.unwrap();
+        assert_eq!(answer.status().as_u16(), status);
+        assert_eq!(answer.headers()["x-a"], "b");
+        assert!(answer.headers().get(CONTENT_TYPE).is_none(), "{:?}", answer.headers());
+        let length = answer.headers().get("content-length").cloned();
+        assert!(length.as_ref().is_none_or(|l| l == "0"), "{length:?}");
+        assert!(answer.bytes().await.unwrap().is_empty());
+    }
+}
