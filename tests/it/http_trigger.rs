@@ -433,3 +433,44 @@ async fn no_content_statuses_are_sent_without_a_body() {
         assert!(answer.bytes().await.unwrap().is_empty());
     }
 }
+
+/// A manual or R10 run of an HTTP-triggered flow used to hand the trigger the raw input, so
+/// `{{ $.trigger.query }}` selected nothing although the flow was valid.
+#[tokio::test]
+async fn runs_started_without_the_hook_see_a_request_shaped_trigger() {
+    let app = TestApp::spawn().await;
+    let definition = flow(
+        "shaped",
+        vec![
+            http_trigger(json!({"method": "POST"}), &["shape"]),
+            step(
+                "shape",
+                "DataTransform",
+                "transform",
+                json!({"value": {"query": "{{ $.trigger.query }}", "method": "{{ $.trigger.method }}",
+                    "name": "{{ $.trigger.body.name }}", "type": "{{ $.trigger.content_type }}"}}),
+                &["reply"],
+            ),
+            response("reply", json!({"body": "{{ $.steps.shape }}"})),
+        ],
+    );
+    let (id, _) = serve(&app, &definition).await;
+    let expected = json!({"query": {}, "method": "POST", "name": "ann",
+        "type": "application/json"});
+
+    let run = app.run(&id, json!({"name": "ann"})).await;
+    let detail = app.wait_run(&id, &run, Duration::from_secs(20)).await;
+    assert_eq!(detail["status"], "success", "{detail}");
+    assert_eq!(detail["steps"][1]["output"], expected);
+
+    let (_, meta) = app.get(&format!("/v2/{{p}}/flows/{id}")).await;
+    let hook = meta["webhook"].as_str().unwrap().to_owned();
+    let path = format!("/v1/{{p}}/flows/webhook/trigger/{hook}");
+    let (status, body) = app.post(&path, &json!({"input": "{\"name\": \"ann\"}"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, runs) = app.get(&format!("/v2/{{p}}/flows/{id}/running-history")).await;
+    let hooked = runs["histories"].as_array().unwrap().iter().find(|h| h["id"] != run.as_str());
+    let hooked = hooked.unwrap()["id"].as_str().unwrap().to_owned();
+    let detail = app.wait_run(&id, &hooked, Duration::from_secs(20)).await;
+    assert_eq!(detail["steps"][1]["output"], expected, "{detail}");
+}

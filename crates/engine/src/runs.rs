@@ -4,7 +4,7 @@
 //! notification commit together, and a worker picks the run up from the queue.
 
 use chrono::Utc;
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -75,6 +75,7 @@ impl Submitter {
         let flow = store::find_flow(&self.db, project_id, flow_id, false)
             .await?
             .ok_or(SubmitError::FlowNotFound)?;
+        let input = as_hook_request(&flow, input);
         self.enqueue(flow, mode, input, Uuid::new_v4()).await
     }
 
@@ -89,6 +90,7 @@ impl Submitter {
             .await?
             .filter(|f| f.project_id == project_id)
             .ok_or(SubmitError::FlowNotFound)?;
+        let input = as_hook_request(&flow, input);
         self.enqueue(flow, RunMode::Auto, input, Uuid::new_v4()).await
     }
 
@@ -156,6 +158,23 @@ fn hook_trigger(definition: &Value) -> Option<&Value> {
     let steps = definition.get("steps")?.as_array()?;
     let call = steps.iter().map(|s| &s["call"]).find(|c| c["triggerRef"].is_object())?;
     (call["connectorRef"] == HTTP_TRIGGER_CONNECTOR).then(|| &call["triggerRef"])
+}
+
+/// The input of a run started other than through the flow's hook (R7, R10). A flow whose
+/// trigger is `HttpTrigger` expects the shape of an HTTP request, so the input becomes the body
+/// of a JSON `POST` to the hook with no headers and no query; other flows get it unchanged.
+fn as_hook_request(flow: &FlowRow, input: Value) -> Value {
+    if hook_trigger(&flow.definition).is_none() {
+        return input;
+    }
+    json!({
+        "method": "POST",
+        "path": crate::flows::hook_path(&flow.webhook),
+        "headers": {},
+        "query": {},
+        "content_type": "application/json",
+        "body": input,
+    })
 }
 
 fn new_run(flow: FlowRow, mode: RunMode, input: Value, id: Uuid) -> Result<NewRun, SubmitError> {
