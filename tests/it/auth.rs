@@ -155,6 +155,15 @@ async fn operational_endpoints_answer() {
     {
         assert!(paths.contains_key(route), "{route} missing from the OpenAPI document");
     }
+    // The hook used to be missing; it takes no MSSI credentials, so it lists no security.
+    let hook = &paths["/hooks/{webhook}"]["post"];
+    assert_eq!(hook["parameters"][0]["name"], "webhook", "{hook}");
+    assert!(hook.get("security").is_none(), "{hook}");
+    for webhook in ["nope", "%00", "a%2Fb", &"f".repeat(200)] {
+        let url = format!("{}/hooks/{webhook}", app.base);
+        let (status, body) = crate::support::read(app.client.post(url).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{webhook}: {body}");
+    }
     let echoed = app
         .client
         .get(format!("{}/health", app.base))

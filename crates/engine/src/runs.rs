@@ -86,6 +86,9 @@ impl Submitter {
         webhook: &str,
         input: Value,
     ) -> Result<Submitted, SubmitError> {
+        if !is_webhook_id(webhook) {
+            return Err(SubmitError::FlowNotFound);
+        }
         let flow = store::find_flow_by_webhook(&self.db, webhook)
             .await?
             .filter(|f| f.project_id == project_id)
@@ -100,6 +103,9 @@ impl Submitter {
         // FIXME: one query per request, returning the whole definition. A per-process cache of
         // (flow id, version, status, settings) by webhook, invalidated by a NOTIFY when a flow
         // is saved, enabled or disabled, would take it off the hot path.
+        if !is_webhook_id(webhook) {
+            return Err(SubmitError::FlowNotFound);
+        }
         let flow = store::find_flow_by_webhook(&self.db, webhook)
             .await?
             .ok_or(SubmitError::FlowNotFound)?;
@@ -158,6 +164,12 @@ fn hook_trigger(definition: &Value) -> Option<&Value> {
     let steps = definition.get("steps")?.as_array()?;
     let call = steps.iter().map(|s| &s["call"]).find(|c| c["triggerRef"].is_object())?;
     (call["connectorRef"] == HTTP_TRIGGER_CONNECTOR).then(|| &call["triggerRef"])
+}
+
+/// Whether `text` can be a webhook id (the server assigns 32 hex digits); anything else names
+/// no flow and is not worth a query.
+fn is_webhook_id(text: &str) -> bool {
+    (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// The input of a run started other than through the flow's hook (R7, R10). A flow whose

@@ -40,6 +40,22 @@ pub(super) fn router() -> Router<AppState> {
     Router::new().route("/hooks/{webhook}", any(call_hook))
 }
 
+/// The hook in the OpenAPI document. The route takes every method (the flow's trigger says
+/// which one it serves); the document lists POST, the default.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(call_hook))]
+pub(super) struct HookDoc;
+
+/// Starts a run of the enabled flow whose HTTP trigger has this webhook id
+/// (`docs/http-triggers.md`). The flow's trigger decides how callers authenticate.
+#[utoipa::path(post, path = "/hooks/{webhook}", tag = "hooks",
+    params(("webhook" = String, Path, description = "The flow's webhook id")),
+    request_body(content = Object, description = "Any body; its Content-Type decides how it is read"),
+    responses(
+        (status = 200, description = "The run's answer (sync mode)", body = Object),
+        (status = 202, description = "The run was queued (async mode)", body = Object),
+        (status = 405, description = "Not the method the flow serves", body = Object),
+        (status = 500, description = "The run failed without a Response step", body = Object)))]
 async fn call_hook(
     State(state): State<AppState>,
     Path(webhook): Path<String>,
