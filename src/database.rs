@@ -141,6 +141,25 @@ pub fn write_credentials(data_dir: &Path, text: &str) -> anyhow::Result<std::pat
     Ok(path)
 }
 
+/// The advisory lock key of "a server uses this database": every server holds it shared for
+/// its lifetime, and a key rotation takes it exclusively, so the two never overlap.
+const SERVER_LOCK: i64 = 0x5742_5345_5256_4552; // "WBSERVER"
+
+/// A dedicated session that holds [`SERVER_LOCK`] shared until it is closed. It waits while a
+/// key rotation runs, so a server never starts with the key that rotation replaces.
+// FIXME: the lock lives as long as this one connection; if PostgreSQL drops it (a restart, an
+// idle timeout) the server keeps running without the lock, and a rotation could then start.
+// Lifting it needs a watchdog that re-takes the lock or stops the server when the session ends.
+pub async fn hold_server_lock(pool: &PgPool) -> anyhow::Result<sqlx::PgConnection> {
+    let mut conn = pool.acquire().await?.detach();
+    sqlx::query("SELECT pg_advisory_lock_shared($1)")
+        .bind(SERVER_LOCK)
+        .execute(&mut conn)
+        .await
+        .context("taking the server lock")?;
+    Ok(conn)
+}
+
 /// What a key rotation changed.
 #[derive(Debug, Clone, Copy)]
 pub struct Rotated {
@@ -150,8 +169,8 @@ pub struct Rotated {
 
 /// Re-seals every stored secret under a new master key in one transaction, then replaces
 /// `master.key` in the data directory. The new key is `WORKBENCH_NEW_MASTER_KEY` (base64 of
-/// 32 bytes) when set, else a fresh random key. Servers using the old key must be stopped
-/// first: they could not open what is sealed afterwards.
+/// 32 bytes) when set, else a fresh random key. Refuses while a server uses the database
+/// (holds [`SERVER_LOCK`]): it could not open what is sealed afterwards.
 pub async fn rotate_encryption(
     pool: &PgPool,
     data_dir: &Path,
@@ -163,6 +182,16 @@ pub async fn rotate_encryption(
     };
     let new = Sealer::new(new_key);
     let mut tx = pool.begin().await?;
+    let alone: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(SERVER_LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !alone {
+        anyhow::bail!(
+            "a workbench server is using this database: stop every workbench server using this \
+             database first"
+        );
+    }
     let keys = workbench_api::store::all_access_key_secrets(&mut *tx).await?;
     for (ak, sealed) in &keys {
         let plain = old.open(sealed).context("an access key cannot be opened with the old key")?;

@@ -48,6 +48,7 @@ impl Running {
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let max_connections = (settings.workers as u32 + 8).max(10);
     let db = Database::open(&settings, max_connections).await?;
+    let server_lock = database::hold_server_lock(&db.pool).await?;
     let sealer = Arc::new(Sealer::new(database::load_master_key(&settings.data_dir)?));
     database::check_master_key(&db.pool, &sealer).await?;
     if let Some(first) = tenancy::bootstrap(&db.pool, &sealer).await? {
@@ -116,6 +117,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         let _ = run_ends.await;
         if let Err(e) = scheduler.await {
             tracing::warn!(error = %e, "scheduler ended abnormally");
+        }
+        if let Err(e) = sqlx::Connection::close(server_lock).await {
+            tracing::warn!(error = %e, "closing the server lock session failed");
         }
         db.close().await;
         served.context("serving HTTP")

@@ -315,3 +315,48 @@ async fn a_database_failure_answers_the_abm_internal_code() {
     assert_eq!(body["error_msg"], "Internal Server Error");
     assert!(!body.to_string().contains("abm_signatures"), "{body}");
 }
+
+/// The README's `packages load` / `instances create` commands, run on `examples/shop.yaml`,
+/// and the package example of docs/application-model.md, which used to name an undefined
+/// `Shop-Customer`.
+#[tokio::test]
+async fn the_shop_example_package_loads_as_documented() {
+    let database_url = workbench_test_support::fresh_database_url().await;
+    let data_dir = crate::support::temp_dir("shop");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workbench = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_workbench"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .current_dir(root)
+            .env("DATABASE_URL", &database_url)
+            .env("WORKBENCH_LOG", "warn")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    workbench(&["keys", "create", "--json"]);
+    let loaded = workbench(&["packages", "load", "examples/shop.yaml"]);
+    assert!(loaded.contains("package Shop loaded: 2 entity types"), "{loaded}");
+    let created = workbench(&[
+        "instances",
+        "create",
+        "--instance",
+        "shop",
+        "--package",
+        "Metamodel3",
+        "--package",
+        "Shop",
+    ]);
+    assert!(created.contains("instance shop created"), "{created}");
+
+    let docs = std::fs::read_to_string(root.join("docs/application-model.md")).unwrap();
+    let (_, after) = docs.split_once("```yaml\n").unwrap();
+    let (example, _) = after.split_once("```").unwrap();
+    let pool = workbench_test_support::fresh_pool().await;
+    let package = workbench_metamodel::Metamodel::new(pool).register_package(example).await;
+    assert_eq!(package.unwrap().relationships.len(), 1);
+}

@@ -155,6 +155,15 @@ async fn operational_endpoints_answer() {
     {
         assert!(paths.contains_key(route), "{route} missing from the OpenAPI document");
     }
+    // The hook used to be missing; it takes no MSSI credentials, so it lists no security.
+    let hook = &paths["/hooks/{webhook}"]["post"];
+    assert_eq!(hook["parameters"][0]["name"], "webhook", "{hook}");
+    assert!(hook.get("security").is_none(), "{hook}");
+    for webhook in ["nope", "%00", "a%2Fb", &"f".repeat(200)] {
+        let url = format!("{}/hooks/{webhook}", app.base);
+        let (status, body) = crate::support::read(app.client.post(url).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{webhook}: {body}");
+    }
     let echoed = app
         .client
         .get(format!("{}/health", app.base))
@@ -190,4 +199,80 @@ async fn each_endpoint_checks_its_action() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error_code"], "MSSI.00017002");
     assert!(body["error_msg"].as_str().unwrap().contains("mssi:flow:create"), "{body}");
+}
+
+/// `users create` used to accept an empty name, an empty password and any action text.
+#[tokio::test]
+async fn users_create_refuses_blank_credentials_and_unknown_actions() {
+    let database_url = workbench_test_support::fresh_database_url().await;
+    let data_dir = crate::support::temp_dir("users");
+    let create = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_workbench"))
+            .args(["users", "create"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env("DATABASE_URL", &database_url)
+            .env_remove("WORKBENCH_USER_PASSWORD")
+            .env("WORKBENCH_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let refused = [
+        (&["--name", "", "--password", "Pass-1"][..], "name must not be empty"),
+        (&["--name", "ann", "--password", ""][..], "password must not be empty"),
+        (&["--name", "ann", "--password", "Pass-1", "--action", "bogus action!!"][..], "bogus"),
+        (&["--name", "ann", "--password", "Pass-1", "--action", "mssi:nope:*"][..], "nope"),
+    ];
+    for (args, message) in refused {
+        let output = create(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+
+    let granted = ["--name", "ann", "--password", "Pass-1", "--action", "mssi:flow:*"];
+    let output = create(&granted);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// Token requests used to get a project token whatever their scope said, or without one.
+#[tokio::test]
+async fn tokens_need_a_project_scope_the_user_belongs_to() {
+    let app = TestApp::spawn().await;
+    let request = |scope: Option<serde_json::Value>| {
+        let mut body = json!({"auth": {"identity": {"methods": ["password"], "password": {
+            "user": {"name": "admin", "password": app.password.clone(),
+                     "domain": {"name": "workbench"}}}}}});
+        if let Some(scope) = scope {
+            body["auth"]["scope"] = scope;
+        }
+        app.client.post(format!("{}/v3/auth/tokens", app.base)).json(&body).send()
+    };
+    let refused = [
+        (None, StatusCode::BAD_REQUEST),
+        (Some(json!(null)), StatusCode::BAD_REQUEST),
+        (Some(json!({})), StatusCode::BAD_REQUEST),
+        (Some(json!({"project": {}})), StatusCode::BAD_REQUEST),
+        (Some(json!({"domain": {"name": "other"}})), StatusCode::BAD_REQUEST),
+        (Some(json!({"project": {"id": "not-mine"}})), StatusCode::UNAUTHORIZED),
+        (Some(json!({"project": {"name": "elsewhere"}})), StatusCode::UNAUTHORIZED),
+        (
+            Some(json!({"project": {"name": "cn-north-4", "domain": {"name": "other"}}})),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    for (scope, expected) in refused {
+        let (status, body) = crate::support::read(request(scope.clone()).await.unwrap()).await;
+        assert_eq!(status, expected, "{scope:?}: {body}");
+        let code = if expected == StatusCode::BAD_REQUEST { "MSSI.00020011" } else { "APIGW.0301" };
+        assert_eq!(body["error_code"], code, "{scope:?}: {body}");
+    }
+
+    let by_id = json!({"project": {"id": app.project_id}});
+    let by_name = json!({"project": {"name": "cn-north-4", "domain": {"name": "workbench"}}});
+    for scope in [by_id, by_name] {
+        let response = request(Some(scope.clone())).await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{scope}");
+    }
 }

@@ -349,3 +349,35 @@ async fn rotating_the_encryption_key_keeps_keys_and_connections_working() {
     assert!(workbench::database::check_master_key(&db.pool, &old).await.is_err());
     db.close().await;
 }
+
+/// Rotation used to run under a live server, which then answered 500s and kept sealing new
+/// secrets under the old key.
+#[tokio::test]
+async fn rotating_the_encryption_key_is_refused_while_a_server_runs() {
+    let database_url = workbench_test_support::fresh_database_url().await;
+    let data_dir = temp_dir("rotate-live");
+    let settings = Settings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url: Some(database_url),
+        data_dir: data_dir.clone(),
+        workers: 1,
+        ..Settings::default()
+    };
+    let server = workbench::server::start(settings.clone()).await.unwrap();
+    let old_key = std::fs::read_to_string(data_dir.join("master.key")).unwrap();
+    let db = workbench::database::Database::open(&settings, 2).await.unwrap();
+    let old = workbench_api::secrets::Sealer::new(
+        workbench::database::load_master_key(&data_dir).unwrap(),
+    );
+
+    let refused = workbench::database::rotate_encryption(&db.pool, &data_dir, &old).await;
+    let message = format!("{:#}", refused.expect_err("rotation ran under a live server"));
+    assert!(message.contains("stop every workbench server using this database"), "{message}");
+    assert_eq!(std::fs::read_to_string(data_dir.join("master.key")).unwrap(), old_key);
+    assert!(workbench::database::check_master_key(&db.pool, &old).await.is_ok());
+
+    // Once the server is gone the rotation goes ahead.
+    server.shutdown().await.unwrap();
+    workbench::database::rotate_encryption(&db.pool, &data_dir, &old).await.unwrap();
+    db.close().await;
+}

@@ -167,3 +167,44 @@ async fn unknown_flows_get_their_group_codes() {
     let (_, body) = app.get(&format!("/v2/{{p}}/flows/{ghost}/running-history")).await;
     assert_eq!(body["error_code"], "MSSI.00020001");
 }
+
+/// FlowMeta fields of the wrong JSON type used to be stored and echoed by F4/F5, which the
+/// SDKs then failed to decode.
+#[tokio::test]
+async fn flow_meta_fields_of_the_wrong_type_are_refused() {
+    let app = TestApp::spawn().await;
+    for (field, value) in
+        [("icon", json!(5)), ("tags", json!("x")), ("is_valid", json!("yes")), ("graph", json!([]))]
+    {
+        let mut body = simple(&format!("typed {field}"));
+        body[field] = value;
+        let (status, body) = app.post("/v1/{p}/flows", &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {body}");
+        assert_eq!(body["error_code"], "MSSI.00017006", "{field}: {body}");
+        assert!(body["error_msg"].as_str().unwrap().contains(field), "{body}");
+    }
+
+    let id = app.create_flow(&simple("typed")).await;
+    let mut changed = simple("typed");
+    changed["description"] = json!({"not": "a string"});
+    let (status, body) = app.put(&format!("/v1/{{p}}/flows/{id}"), &changed).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("MSSI.00017006"))
+    );
+    let (_, list) = app.get("/v1/{p}/flows?offset=0&limit=10").await;
+    assert_eq!(list["count"], "1");
+}
+
+/// A flow with 200 broken steps used to answer an `error_msg` of 26,892 characters; the
+/// contract allows 512.
+#[tokio::test]
+async fn error_messages_stay_within_the_contract_limit() {
+    let app = TestApp::spawn().await;
+    let body = json!({"name": "broken", "steps": vec![json!({"stepId": 1}); 200]});
+    let (status, body) = app.post("/v1/{p}/flows", &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let msg = body["error_msg"].as_str().unwrap();
+    assert_eq!(msg.chars().count(), 512, "{msg}");
+    assert!(msg.ends_with('…'), "{msg}");
+}

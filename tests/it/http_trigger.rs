@@ -405,3 +405,72 @@ async fn disabled_unknown_and_manual_flows_serve_nothing() {
         "{out}"
     );
 }
+
+/// A Response step with status 204 or 304 used to send its body, Content-Length and
+/// Content-Type, which those statuses must not carry.
+#[tokio::test]
+async fn no_content_statuses_are_sent_without_a_body() {
+    let app = TestApp::spawn().await;
+    for status in [204, 304] {
+        let definition = flow(
+            &format!("empty {status}"),
+            vec![
+                http_trigger(json!({"method": "POST"}), &["reply"]),
+                response(
+                    "reply",
+                    json!({"status": status, "headers": {"Content-Type": "text/plain", "X-A": "b"},
+                        "body": {"ignored": true}}),
+                ),
+            ],
+        );
+        let (_, url) = serve(&app, &definition).await;
+        let answer = app.client.post(&url).json(&json!({})).send().await.unwrap();
+        assert_eq!(answer.status().as_u16(), status);
+        assert_eq!(answer.headers()["x-a"], "b");
+        assert!(answer.headers().get(CONTENT_TYPE).is_none(), "{:?}", answer.headers());
+        let length = answer.headers().get("content-length").cloned();
+        assert!(length.as_ref().is_none_or(|l| l == "0"), "{length:?}");
+        assert!(answer.bytes().await.unwrap().is_empty());
+    }
+}
+
+/// A manual or R10 run of an HTTP-triggered flow used to hand the trigger the raw input, so
+/// `{{ $.trigger.query }}` selected nothing although the flow was valid.
+#[tokio::test]
+async fn runs_started_without_the_hook_see_a_request_shaped_trigger() {
+    let app = TestApp::spawn().await;
+    let definition = flow(
+        "shaped",
+        vec![
+            http_trigger(json!({"method": "POST"}), &["shape"]),
+            step(
+                "shape",
+                "DataTransform",
+                "transform",
+                json!({"value": {"query": "{{ $.trigger.query }}", "method": "{{ $.trigger.method }}",
+                    "name": "{{ $.trigger.body.name }}", "type": "{{ $.trigger.content_type }}"}}),
+                &["reply"],
+            ),
+            response("reply", json!({"body": "{{ $.steps.shape }}"})),
+        ],
+    );
+    let (id, _) = serve(&app, &definition).await;
+    let expected = json!({"query": {}, "method": "POST", "name": "ann",
+        "type": "application/json"});
+
+    let run = app.run(&id, json!({"name": "ann"})).await;
+    let detail = app.wait_run(&id, &run, Duration::from_secs(20)).await;
+    assert_eq!(detail["status"], "success", "{detail}");
+    assert_eq!(detail["steps"][1]["output"], expected);
+
+    let (_, meta) = app.get(&format!("/v2/{{p}}/flows/{id}")).await;
+    let hook = meta["webhook"].as_str().unwrap().to_owned();
+    let path = format!("/v1/{{p}}/flows/webhook/trigger/{hook}");
+    let (status, body) = app.post(&path, &json!({"input": "{\"name\": \"ann\"}"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, runs) = app.get(&format!("/v2/{{p}}/flows/{id}/running-history")).await;
+    let hooked = runs["histories"].as_array().unwrap().iter().find(|h| h["id"] != run.as_str());
+    let hooked = hooked.unwrap()["id"].as_str().unwrap().to_owned();
+    let detail = app.wait_run(&id, &hooked, Duration::from_secs(20)).await;
+    assert_eq!(detail["steps"][1]["output"], expected, "{detail}");
+}

@@ -240,6 +240,24 @@ struct Envelope<'a> {
     request_id: String,
 }
 
+/// The longest `error_msg` the contract allows (§3.1), in characters.
+const MAX_ERROR_MSG_CHARS: usize = 512;
+
+/// An `error_msg` cut to [`MAX_ERROR_MSG_CHARS`], ending in an ellipsis when it was cut.
+fn bounded(text: String) -> (String, Option<String>) {
+    if text.chars().count() <= MAX_ERROR_MSG_CHARS {
+        return (text, None);
+    }
+    let mut cut: String = text.chars().take(MAX_ERROR_MSG_CHARS - 1).collect();
+    cut.push('…');
+    (cut, Some(text))
+}
+
+/// The whole text of an `error_msg` that was cut to fit the envelope, kept in the response
+/// extensions for the logging middleware.
+#[derive(Clone, Debug)]
+pub struct FullMessage(pub Arc<String>);
+
 /// Detail of a 500, kept in the response extensions for the logging middleware.
 #[derive(Clone, Debug)]
 pub struct InternalDetail(pub Arc<String>);
@@ -259,8 +277,12 @@ impl IntoResponse for ApiError {
                 (code, text.to_owned())
             }
         };
+        let (error_msg, full) = bounded(error_msg);
         let body = Envelope { error_code, error_msg, request_id: request_id::current() };
         let mut response = (status, axum::Json(body)).into_response();
+        if let Some(full) = full {
+            response.extensions_mut().insert(FullMessage(Arc::new(full)));
+        }
         if status.is_server_error() {
             response.extensions_mut().insert(InternalDetail(Arc::new(format!("{self:#}"))));
         }
@@ -293,6 +315,24 @@ mod tests {
     async fn detail_follows_the_documented_text() {
         let (_, body) = render(ApiError::with(Code::ParamInvalid, "limit must be >= 1")).await;
         assert_eq!(body["error_msg"], "param is invalid.: limit must be >= 1");
+    }
+
+    /// A flow with 200 broken steps used to answer a message of almost 27,000 characters.
+    #[tokio::test]
+    async fn long_messages_are_cut_to_the_contract_limit_and_kept_whole_for_the_log() {
+        let long = "é".repeat(600);
+        let response = ApiError::with(Code::ParamInvalid, &long).into_response();
+        let full = response.extensions().get::<FullMessage>().cloned().unwrap();
+        assert!(full.0.ends_with(&long));
+        let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let msg = body["error_msg"].as_str().unwrap();
+        assert_eq!(msg.chars().count(), 512);
+        assert!(msg.starts_with("param is invalid.: éé") && msg.ends_with("é…"), "{msg}");
+
+        let (_, body) = render(ApiError::with(Code::ParamInvalid, "x".repeat(493))).await;
+        assert_eq!(body["error_msg"].as_str().unwrap().chars().count(), 512);
+        assert!(!body["error_msg"].as_str().unwrap().ends_with('…'));
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::error::InternalDetail;
+use crate::error::{FullMessage, InternalDetail};
 
 /// The process-wide Prometheus recorder. Metrics are global by nature (the `metrics` facade
 /// has one recorder per process), so every server in a process shares it.
@@ -41,6 +41,9 @@ pub async fn middleware(req: Request, next: Next) -> Response {
 
     if let Some(detail) = response.extensions().get::<InternalDetail>() {
         tracing::error!(%status, error = %detail.0, "request failed");
+    }
+    if let Some(full) = response.extensions().get::<FullMessage>() {
+        tracing::debug!(%status, error_msg = %full.0, "error_msg was cut to 512 characters");
     }
     tracing::info!(
         %method,

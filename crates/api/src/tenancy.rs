@@ -28,6 +28,8 @@ pub enum TenancyError {
     DuplicateProject(String),
     #[error("a project name is 1-64 letters, digits, `-`, `_` or `.`")]
     BadProjectName,
+    #[error("{0}")]
+    InvalidUser(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -176,6 +178,7 @@ pub async fn create_user(
     project_id: Option<&str>,
     actions: &[String],
 ) -> Result<ProjectRow, TenancyError> {
+    check_new_user(name, password, actions)?;
     let project = find_project(db, project_id).await?;
     let is_admin = actions.is_empty();
     let user_id = hex_id();
@@ -197,6 +200,23 @@ pub async fn create_user(
     store::grant_project(&mut *tx, &user_id, &project.id).await?;
     tx.commit().await?;
     Ok(project)
+}
+
+/// Refuses a blank name or password and grants that match no IAM action.
+fn check_new_user(name: &str, password: &str, actions: &[String]) -> Result<(), TenancyError> {
+    if name.trim().is_empty() {
+        return Err(TenancyError::InvalidUser("the user name must not be empty".into()));
+    }
+    if password.is_empty() {
+        return Err(TenancyError::InvalidUser("the password must not be empty".into()));
+    }
+    if let Some(bad) = actions.iter().find(|a| !crate::auth::is_known_grant(a)) {
+        return Err(TenancyError::InvalidUser(format!(
+            "unknown action `{bad}`: give an action name such as `mssi:flow:start`, or a prefix \
+             ending in `*` that matches one, such as `mssi:flow:*`"
+        )));
+    }
+    Ok(())
 }
 
 /// The user, if the password is right.

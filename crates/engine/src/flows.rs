@@ -32,6 +32,9 @@ pub enum FlowError {
     Enabled,
     #[error("{0}")]
     Invalid(String),
+    /// A documented FlowMeta field holds the wrong JSON type.
+    #[error("{0}")]
+    WrongType(String),
     /// The step graph breaks rules; every broken rule is listed.
     #[error("{}", join(.0))]
     Graph(Vec<ValidationError>),
@@ -110,6 +113,9 @@ fn prepare(body: Value, registry: &Registry) -> Result<(String, Value), FlowErro
             return Err(FlowError::Invalid("`name` must be a string of 1 to 255 characters".into()))
         }
     };
+    if let Some(message) = crate::flow_meta::wrong_type(&meta) {
+        return Err(FlowError::WrongType(message));
+    }
     let steps = meta.get("steps").cloned().unwrap_or_else(|| json!([]));
     let graph = FlowGraph::parse(&steps, registry).map_err(FlowError::Graph)?;
     if graph.trigger_connector() == HTTP_TRIGGER_CONNECTOR {

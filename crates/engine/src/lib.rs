@@ -12,6 +12,7 @@ mod control;
 pub mod custom;
 mod executor;
 mod expr;
+mod flow_meta;
 pub mod flows;
 pub mod history;
 mod journal;

@@ -22,6 +22,48 @@ use chrono::{NaiveDateTime, Utc};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::{store, AppState};
 
+/// Every IAM action an endpoint checks (contract §4.8). A grant is one of these names or a
+/// prefix pattern ending in `*` that matches at least one of them.
+pub const ACTIONS: &[&str] = &[
+    "mssi:abm:admin",
+    "mssi:abm:create",
+    "mssi:abm:delete",
+    "mssi:abm:get",
+    "mssi:abm:list",
+    "mssi:abm:update",
+    "mssi:connection:create",
+    "mssi:connection:delete",
+    "mssi:connection:get",
+    "mssi:connection:list",
+    "mssi:connection:test",
+    "mssi:connection:update",
+    "mssi:connector:create",
+    "mssi:connector:delete",
+    "mssi:connector:list",
+    "mssi:connector:release",
+    "mssi:flow:create",
+    "mssi:flow:delete",
+    "mssi:flow:disable",
+    "mssi:flow:enable",
+    "mssi:flow:get",
+    "mssi:flow:getRunHistory",
+    "mssi:flow:list",
+    "mssi:flow:listFlowRunHistory",
+    "mssi:flow:listRunHistory",
+    "mssi:flow:start",
+    "mssi:flow:update",
+    "mssi:template:create",
+    "mssi:template:list",
+];
+
+/// Whether `grant` names a known action, or is a `*` pattern that matches at least one.
+pub fn is_known_grant(grant: &str) -> bool {
+    match grant.strip_suffix('*') {
+        Some(prefix) => ACTIONS.iter().any(|action| action.starts_with(prefix)),
+        None => ACTIONS.contains(&grant),
+    }
+}
+
 /// Who is calling, established once per request.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -247,6 +289,32 @@ mod tests {
         assert!(c.may("mssi:abm:create"));
         assert!(c.require("mssi:flow:list", Code::NoPermission).is_err());
         assert!(Caller { is_admin: true, ..caller(&[]) }.may("anything"));
+    }
+
+    #[test]
+    fn grants_must_name_a_known_action_or_prefix() {
+        for grant in ["mssi:flow:start", "mssi:flow:*", "mssi:*", "*", "mssi:abm:admin"] {
+            assert!(is_known_grant(grant), "{grant}");
+        }
+        for grant in ["", "bogus action!!", "mssi:flow:fly", "mssi:nothing:*", "mssi:flow:start*x"]
+        {
+            assert!(!is_known_grant(grant), "{grant}");
+        }
+    }
+
+    /// Every action a route checks is in [`ACTIONS`], so a user can be granted it.
+    #[test]
+    fn every_checked_action_is_listed() {
+        let routes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/routes");
+        for entry in std::fs::read_dir(routes).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for literal in text.split('"').skip(1).step_by(2) {
+                let is_action = literal.starts_with("mssi:") && !literal.ends_with('*');
+                if is_action && !literal.contains(' ') {
+                    assert!(ACTIONS.contains(&literal), "{literal} is missing from ACTIONS");
+                }
+            }
+        }
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub(super) fn flow_error(err: FlowError, missing: Code) -> ApiError {
         FlowError::DuplicateName(_) => ApiError::with(Code::DuplicateFlowName, err),
         FlowError::Enabled => ApiError::code(Code::FlowIsEnabled),
         FlowError::Invalid(_) => ApiError::with(Code::ParamInvalid, err),
+        FlowError::WrongType(_) => ApiError::with(Code::BindFailed, err),
         FlowError::Graph(_) => {
             let code = match err.graph_kind() {
                 Some(ValidationKind::NoTrigger) => Code::NoTriggerStep,

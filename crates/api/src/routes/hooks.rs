@@ -40,6 +40,22 @@ pub(super) fn router() -> Router<AppState> {
     Router::new().route("/hooks/{webhook}", any(call_hook))
 }
 
+/// The hook in the OpenAPI document. The route takes every method (the flow's trigger says
+/// which one it serves); the document lists POST, the default.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(call_hook))]
+pub(super) struct HookDoc;
+
+/// Starts a run of the enabled flow whose HTTP trigger has this webhook id
+/// (`docs/http-triggers.md`). The flow's trigger decides how callers authenticate.
+#[utoipa::path(post, path = "/hooks/{webhook}", tag = "hooks",
+    params(("webhook" = String, Path, description = "The flow's webhook id")),
+    request_body(content = Object, description = "Any body; its Content-Type decides how it is read"),
+    responses(
+        (status = 200, description = "The run's answer (sync mode)", body = Object),
+        (status = 202, description = "The run was queued (async mode)", body = Object),
+        (status = 405, description = "Not the method the flow serves", body = Object),
+        (status = 500, description = "The run failed without a Response step", body = Object)))]
 async fn call_hook(
     State(state): State<AppState>,
     Path(webhook): Path<String>,
@@ -152,19 +168,25 @@ fn answer(run_id: Uuid, end: RunResult) -> Response {
 }
 
 /// Renders a `Response` step output `{status, headers, body}`: a text body as it is, anything
-/// else as JSON, each with a default Content-Type the step's headers may override.
+/// else as JSON, each with a default Content-Type the step's headers may override. A status
+/// that has no content (1xx, 204, 304) is sent without a body and without content headers.
 fn respond(set: &Value) -> Response {
     let status = set["status"]
         .as_u64()
         .and_then(|s| u16::try_from(s).ok())
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::OK);
+    let bodiless = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
     let (bytes, content_type) = match &set["body"] {
+        _ if bodiless => (Vec::new(), None),
         Value::Null => (Vec::new(), None),
         Value::String(text) => (text.clone().into_bytes(), Some("text/plain; charset=utf-8")),
         other => (other.to_string().into_bytes(), Some("application/json")),
     };
-    let mut response = Response::new(Body::from(bytes));
+    let body = if bytes.is_empty() { Body::empty() } else { Body::from(bytes) };
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
     if let Some(content_type) = content_type {
@@ -178,6 +200,9 @@ fn respond(set: &Value) -> Response {
         };
         // The framing is the server's business, not the flow's.
         if FRAMING_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        if bodiless && name == axum::http::header::CONTENT_TYPE {
             continue;
         }
         headers.insert(name, value);

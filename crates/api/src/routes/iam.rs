@@ -58,7 +58,16 @@ struct NamedRef {
 
 #[derive(Deserialize)]
 struct Scope {
-    project: Option<NamedRef>,
+    project: Option<ProjectRef>,
+    domain: Option<NamedRef>,
+}
+
+/// `scope.project`: by `id`, or by `name` within the user's domain (named or not).
+#[derive(Deserialize)]
+struct ProjectRef {
+    id: Option<String>,
+    name: Option<String>,
+    domain: Option<NamedRef>,
 }
 
 #[derive(Deserialize)]
@@ -89,14 +98,23 @@ async fn create_token(
         .map_err(|e| anyhow::anyhow!(e))?
         .ok_or_else(wrong)?;
 
+    let wanted = project_scope(req.auth.scope)?;
     let projects = store::user_projects(&state.db, &row).await?;
-    let wanted = req.auth.scope.and_then(|s| s.project);
+    let in_users_domain = |domain: &Option<NamedRef>| match domain {
+        None => true,
+        Some(d) => {
+            d.id.as_ref().is_none_or(|id| *id == row.domain_id)
+                && d.name.as_ref().is_none_or(|name| *name == row.domain_name)
+        }
+    };
     let project = match &wanted {
-        Some(NamedRef { id: Some(id), .. }) => projects.iter().find(|p| &p.id == id),
-        Some(NamedRef { name: Some(name), .. }) => projects.iter().find(|p| &p.name == name),
-        _ => projects.first(),
+        ProjectRef { id: Some(id), .. } => projects.iter().find(|p| &p.id == id),
+        ProjectRef { name: Some(name), domain, .. } if in_users_domain(domain) => {
+            projects.iter().find(|p| &p.name == name)
+        }
+        _ => None,
     }
-    .ok_or_else(|| ApiError::code(Code::Forbidden))?;
+    .ok_or_else(|| ApiError::unauthenticated("The user has no access to the requested project."))?;
 
     let issued = Utc::now();
     let expires =
@@ -122,6 +140,29 @@ async fn create_token(
     let header = HeaderValue::from_str(&token).map_err(|e| anyhow::anyhow!(e))?;
     response.headers_mut().insert("x-subject-token", header);
     Ok(response)
+}
+
+/// The project a token request is scoped to. Only project-scoped tokens are issued, so a
+/// missing scope, a domain scope and a project named by neither `id` nor `name` are refused.
+fn project_scope(scope: Option<Scope>) -> ApiResult<ProjectRef> {
+    let refuse = |why: &str| {
+        ApiError::with(
+            Code::ParamInvalid,
+            format_args!(
+                "{why}: give \"scope\": {{\"project\": {{\"id\": ...}}}} or \
+                 {{\"project\": {{\"name\": ...}}}}"
+            ),
+        )
+    };
+    let Some(scope) = scope else {
+        return Err(refuse("a project scope is required"));
+    };
+    match scope.project {
+        Some(project) if project.id.is_some() || project.name.is_some() => Ok(project),
+        Some(_) => Err(refuse("the project scope names no project")),
+        None if scope.domain.is_some() => Err(refuse("only project-scoped tokens are issued")),
+        None => Err(refuse("a project scope is required")),
+    }
 }
 
 /// Validates the token in `X-Subject-Token` for a caller holding a valid `X-Auth-Token`.

@@ -72,6 +72,7 @@ pub fn app(state: AppState) -> Router {
     let (public, public_doc) =
         OpenApiRouter::new().merge(iam::router()).merge(system::router()).split_for_parts();
     doc.merge(public_doc);
+    doc.merge(<hooks::HookDoc as OpenApi>::openapi());
     document_errors(&mut doc);
 
     Router::new()

@@ -80,13 +80,15 @@ pub(crate) async fn fetch(
     if let Some(scope) = creds.scope {
         form.push(("scope", scope));
     }
-    let response = client
-        .post(creds.token_url)
-        .form(&form)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .map_err(|e| format!("token request failed: {}", e.without_url()))?;
+    let url = reqwest::Url::parse(creds.token_url)
+        .map_err(|e| format!("`token_url` is not a valid URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`token_url` must be an http or https URL, not `{}:`", url.scheme()));
+    }
+    let response =
+        client.post(url).form(&form).timeout(Duration::from_secs(30)).send().await.map_err(
+            |e| format!("token request failed: {}", crate::connectors::http::describe(e)),
+        )?;
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
@@ -101,4 +103,32 @@ pub(crate) async fn fetch(
         .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
         .map_or(DEFAULT_LIFETIME, Duration::from_secs);
     Ok((token.to_owned(), lifetime))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A token request used to fail with a bare "builder error" (bad URL) or "error sending
+    /// request" (nothing listening), without saying why.
+    #[tokio::test]
+    async fn token_request_failures_say_why_and_never_name_the_secret() {
+        let client = reqwest::Client::new();
+        let creds = |token_url| ClientCredentials {
+            token_url,
+            client_id: "id",
+            client_secret: "S3CRET",
+            scope: None,
+        };
+        let err = fetch(&client, &creds("not a url")).await.unwrap_err();
+        assert!(err.contains("`token_url` is not a valid URL"), "{err}");
+        let err = fetch(&client, &creds("ftp://127.0.0.1/token")).await.unwrap_err();
+        assert!(err.contains("http or https"), "{err}");
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}/token?key=S3CRET");
+        let err = fetch(&client, &creds(&url)).await.unwrap_err();
+        assert!(err.to_lowercase().contains("connection refused"), "{err}");
+        assert!(!err.contains("S3CRET"), "{err}");
+    }
 }

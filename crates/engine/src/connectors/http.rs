@@ -9,6 +9,17 @@ use serde_json::{json, Map, Value};
 
 use super::operation;
 
+/// The methods a request step may use.
+const METHODS: [Method; 7] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::HEAD,
+    Method::OPTIONS,
+];
+
 /// Action `request`.
 #[derive(Debug)]
 pub struct HttpConnector {
@@ -43,9 +54,18 @@ impl HttpConnector {
         };
         let mut url = Url::parse(url)
             .map_err(|e| ConnectorError::InvalidInput(format!("bad url `{url}`: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConnectorError::InvalidInput(format!(
+                "`url` must be an http or https URL, not `{}:`",
+                url.scheme()
+            )));
+        }
         let method = text("method").unwrap_or("GET").to_ascii_uppercase();
-        let method = Method::from_bytes(method.as_bytes())
-            .map_err(|_| ConnectorError::InvalidInput(format!("bad method `{method}`")))?;
+        let method = METHODS.iter().find(|m| m.as_str() == method).cloned().ok_or_else(|| {
+            ConnectorError::InvalidInput(format!(
+                "bad method `{method}`: use GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS"
+            ))
+        })?;
         if let Some(query) = input.get("query").and_then(Value::as_object) {
             let mut pairs = url.query_pairs_mut();
             for (key, value) in query {
@@ -108,6 +128,24 @@ impl Connector for HttpConnector {
     }
 }
 
+/// A reqwest error with its causes ("error sending request: ... : Connection refused"), but
+/// without the URL, which may hold a query API key. The causes below reqwest (hyper, the
+/// socket, DNS) name at most the host.
+pub(crate) fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 /// Sends a request and reads the answer as `{status, headers, body}`; a non-2xx answer fails
 /// when `fail_on_error`. Error texts never carry the URL, which may hold a query API key.
 pub(crate) async fn exchange(
@@ -118,9 +156,9 @@ pub(crate) async fn exchange(
         // Connection problems and timeouts are worth another attempt; a request that
         // could not even be built is not.
         if e.is_builder() {
-            ConnectorError::InvalidInput(e.without_url().to_string())
+            ConnectorError::InvalidInput(describe(e))
         } else {
-            ConnectorError::failed(format!("request failed: {}", e.without_url()))
+            ConnectorError::failed(format!("request failed: {}", describe(e)))
         }
     })?;
     let status = response.status();
@@ -144,7 +182,7 @@ pub(crate) async fn exchange(
         .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
         .is_some_and(|ct| ct.ends_with("/json") || ct.ends_with("+json"));
     let bytes = response.bytes().await.map_err(|e| {
-        ConnectorError::failed(format!("reading the response failed: {}", e.without_url()))
+        ConnectorError::failed(format!("reading the response failed: {}", describe(e)))
     })?;
     let body = match is_json {
         true => serde_json::from_slice(&bytes)

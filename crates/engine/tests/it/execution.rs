@@ -274,3 +274,28 @@ fn run_future_is_send_so_workers_can_spawn_it() {
     let run = h.engine.run(req, &journal);
     assert_send(&run);
 }
+
+/// HTTP step failures used to read "invalid input: builder error" (a `file:` URL, method
+/// `BREW`) or "request failed: error sending request" (nothing listening), without the cause.
+#[tokio::test]
+async fn http_step_failures_name_their_cause_but_not_the_url() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let request = |method: &str, url: &str| {
+        let mut step = action("h", "HTTP", "request", json!({"method": method, "url": url}), &[]);
+        step["call"]["actionRef"]["config"] = json!({"retry": {"attempts": 1}});
+        json!([trigger("t", &["h"]), step])
+    };
+    let cases = [
+        ("GET", "file:///etc/passwd".to_owned(), "must be an http or https URL"),
+        ("BREW", "http://127.0.0.1/".to_owned(), "bad method `BREW`"),
+        ("GET", format!("http://127.0.0.1:{port}/x?api_key=S3CRET"), "connection refused"),
+    ];
+    let h = Harness::new();
+    for (method, url, expected) in cases {
+        let ran = h.run(request(method, &url), json!({})).await;
+        assert_eq!(ran.outcome.status, RunStatus::Fail);
+        let message = ran.outcome.message.clone().unwrap();
+        assert!(message.to_lowercase().contains(&expected.to_lowercase()), "{message}");
+        assert!(!message.contains("S3CRET"), "{message}");
+    }
+}
