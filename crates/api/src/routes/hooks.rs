@@ -54,6 +54,8 @@ pub(super) struct HookDoc;
     responses(
         (status = 200, description = "The run's answer (sync mode)", body = Object),
         (status = 202, description = "The run was queued (async mode)", body = Object),
+        (status = 400, description = "The body or path cannot be read", body = Object),
+        (status = 404, description = "No enabled flow serves this webhook", body = Object),
         (status = 405, description = "Not the method the flow serves", body = Object),
         (status = 500, description = "The run failed without a Response step", body = Object)))]
 async fn call_hook(
