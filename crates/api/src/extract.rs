@@ -65,6 +65,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for BatchJson<T> {
 
 /// Parses JSON, telling malformed text (`MSSI.00017001`) from well-formed JSON of the wrong
 /// shape (`MSSI.00017006`). serde_json's recursion limit turns absurd nesting into an error.
+///
+/// FIXME: integers beyond what an f64 holds exactly (a 30-digit id in a run's input) are
+/// rounded, because `serde_json::Value` keeps them as floats. serde_json's
+/// `arbitrary_precision` feature would keep their digits; every crate that matches on
+/// `Value::Number` would need checking under it, since it changes how numbers compare.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if json_has_nul(bytes) {
         return Err(ApiError::with(Code::DataFormat, "text may not contain NUL (\\u0000)"));
