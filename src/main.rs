@@ -48,10 +48,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::Create { project, json }) => {
-            let db = Database::open(&settings, 2).await?;
-            let sealer = Sealer::new(database::load_master_key(&settings.data_dir)?);
-            database::check_master_key(&db.pool, &sealer).await?;
-            tenancy::bootstrap(&db.pool, &sealer).await?;
+            let (db, sealer) = open_tenancy(&settings).await?;
             let key = tenancy::create_key(&db.pool, &sealer, project.as_deref()).await;
             db.close().await;
             let key = key?;
@@ -84,10 +81,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Users(UsersCommand::Create { name, password, project, actions }) => {
-            let db = Database::open(&settings, 2).await?;
-            let sealer = Sealer::new(database::load_master_key(&settings.data_dir)?);
-            database::check_master_key(&db.pool, &sealer).await?;
-            tenancy::bootstrap(&db.pool, &sealer).await?;
+            let (db, _) = open_tenancy(&settings).await?;
             let created =
                 tenancy::create_user(&db.pool, &name, &password, project.as_deref(), &actions)
                     .await;
@@ -102,10 +96,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Projects(ProjectsCommand::Create { name, json }) => {
-            let db = Database::open(&settings, 2).await?;
-            let sealer = Sealer::new(database::load_master_key(&settings.data_dir)?);
-            database::check_master_key(&db.pool, &sealer).await?;
-            tenancy::bootstrap(&db.pool, &sealer).await?;
+            let (db, _) = open_tenancy(&settings).await?;
             let created = tenancy::create_project(&db.pool, &name).await;
             db.close().await;
             let project = created?;
@@ -145,6 +136,16 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The database and the sealer of its secrets, for commands that make keys, users or projects:
+/// the master key must match, and a first-start bootstrap is done if no server ran yet.
+async fn open_tenancy(settings: &Settings) -> anyhow::Result<(Database, Sealer)> {
+    let db = Database::open(settings, 2).await?;
+    let sealer = Sealer::new(database::load_master_key(&settings.data_dir)?);
+    database::check_master_key(&db.pool, &sealer).await?;
+    tenancy::bootstrap(&db.pool, &sealer).await?;
+    Ok((db, sealer))
 }
 
 /// Creates an ABM instance in `project` (the default project when `None`); returns the project

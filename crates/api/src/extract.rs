@@ -29,6 +29,11 @@ pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<
     axum::body::to_bytes(body, limit).await.map_err(|_| too_large(limit))
 }
 
+async fn request_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let (parts, body) = req.into_parts();
+    read_body(body, &parts.headers, state.config.body_limit).await
+}
+
 fn too_large(limit: usize) -> ApiError {
     ApiError::with(Code::PayloadTooLarge, format_args!("the limit is {limit} bytes"))
 }
@@ -41,9 +46,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (parts, body) = req.into_parts();
-        let bytes = read_body(body, &parts.headers, state.config.body_limit).await?;
-        parse_json(&bytes).map(Json)
+        parse_json(&request_body(req, state).await?).map(Json)
     }
 }
 
@@ -57,9 +60,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for BatchJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (parts, body) = req.into_parts();
-        let bytes = read_body(body, &parts.headers, state.config.body_limit).await?;
-        parse_json_text(&bytes).map(BatchJson)
+        parse_json_text(&request_body(req, state).await?).map(BatchJson)
     }
 }
 

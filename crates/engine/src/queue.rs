@@ -377,7 +377,8 @@ async fn record_alone(db: &PgPool, owner: Uuid, waiters: &Completions, c: &mut C
     match record_retrying(db, owner, one).await {
         Ok(recorded) => return wake(waiters, one, &recorded),
         Err(e) if is_data_error(&e) => {
-            tracing::error!(run = %one[0].end.run_id, error = %e, "run record refused; failing the run");
+            let run = one[0].end.run_id;
+            tracing::error!(%run, error = %e, "run record refused; failing the run");
         }
         Err(e) => return give_back(db, owner, one, &e).await,
     }

@@ -585,7 +585,8 @@ mod tests {
             ),
             (
                 OP_REPEAT,
-                json!({"first_run": "9999-12-31T23:59:59", "every": 1, "timezone": "America/New_York"}),
+                json!({"first_run": "9999-12-31T23:59:59", "every": 1,
+                       "timezone": "America/New_York"}),
                 "past the last supported time",
             ),
         ];

@@ -50,7 +50,8 @@ pub(super) struct HookDoc;
 /// (`docs/http-triggers.md`). The flow's trigger decides how callers authenticate.
 #[utoipa::path(post, path = "/hooks/{webhook}", tag = "hooks",
     params(("webhook" = String, Path, description = "The flow's webhook id")),
-    request_body(content = Object, description = "Any body; its Content-Type decides how it is read"),
+    request_body(content = Object,
+        description = "Any body; its Content-Type decides how it is read"),
     responses(
         (status = 200, description = "The run's answer (sync mode)", body = Object),
         (status = 202, description = "The run was queued (async mode)", body = Object),
