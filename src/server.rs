@@ -12,6 +12,7 @@ use workbench_api::secrets::Sealer;
 use workbench_api::{tenancy, ApiConfig, AppState};
 use workbench_engine::completion;
 use workbench_engine::connections::DbConnections;
+use workbench_engine::graphs::FlowGraphs;
 use workbench_engine::queue::{self, WorkerConfig};
 use workbench_engine::{Engine, Limits};
 use workbench_scheduler::SchedulerConfig;
@@ -75,9 +76,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     workbench_scheduler::register(&mut registry);
     let registry = Arc::new(registry);
     let connections = Arc::new(DbConnections::new(db.pool.clone(), sealer.clone()));
-    let state = AppState::new(db.pool.clone(), config, sealer, registry.clone());
+    let engine = Arc::new(Engine::new(registry.clone(), connections, Limits::default()));
+    let graphs = Arc::new(FlowGraphs::default());
+    let mut state = AppState::new(db.pool.clone(), config, sealer, registry);
+    state.runs = state.runs.executing(engine.clone(), graphs.clone());
     let app = workbench_api::app(state.clone());
-    let engine = Arc::new(Engine::new(registry, connections, Limits::default()));
 
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
@@ -93,7 +96,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let completions = state.completions.clone();
     let run_ends = completion::listen(db.pool.clone(), completions.clone(), stopped.clone());
     let workers =
-        queue::start(db.pool.clone(), engine, completions, worker_config, stopped.clone());
+        queue::start(db.pool.clone(), engine, graphs, completions, worker_config, stopped.clone());
     if settings.history_retention_days > 0 {
         let retention = Duration::from_secs(u64::from(settings.history_retention_days) * 86_400);
         tokio::spawn(queue::prune_history(db.pool.clone(), retention, stopped.clone()));

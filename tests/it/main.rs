@@ -6,6 +6,7 @@ mod connections;
 mod crash;
 mod flows;
 mod http_trigger;
+mod inline;
 mod nul;
 mod observability;
 mod orders;

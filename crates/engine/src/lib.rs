@@ -14,6 +14,7 @@ mod executor;
 mod expr;
 mod flow_meta;
 pub mod flows;
+pub mod graphs;
 pub mod history;
 mod journal;
 mod model;

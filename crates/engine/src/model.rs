@@ -69,6 +69,13 @@ impl FlowGraph {
         self.steps.is_empty()
     }
 
+    /// Whether no step talks to the world outside the run: such a run has no side effects
+    /// until its records are stored, so it may be executed before it is accepted and simply
+    /// executed again if that is cut short.
+    pub fn is_self_contained(&self) -> bool {
+        self.steps.iter().all(|s| !s.external)
+    }
+
     /// Whether a step with this id exists.
     pub fn has_step(&self, id: &str) -> bool {
         self.by_id.contains_key(id)

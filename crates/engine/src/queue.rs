@@ -8,7 +8,7 @@
 //! replays the step records its previous worker made durable and continues after them.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use crate::completion::{Completions, RunResult};
 use crate::executor::{Engine, RunOutcome, RunRequest, RunStatus};
+use crate::graphs::FlowGraphs;
 use crate::journal::{Journal, JournalError, StepRecord};
-use crate::model::FlowGraph;
 use crate::runs::parse_mode;
 use crate::store::{self, ClaimedRun, RunEnd};
 
@@ -55,6 +55,7 @@ impl Default for WorkerConfig {
 pub fn start(
     db: PgPool,
     engine: Arc<Engine>,
+    graphs: Arc<FlowGraphs>,
     completions: Arc<Completions>,
     config: WorkerConfig,
     stop: watch::Receiver<bool>,
@@ -66,7 +67,7 @@ pub fn start(
         owner: Uuid::new_v4(),
         slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
         freed: Arc::new(Notify::new()),
-        graphs: Arc::default(),
+        graphs,
         config,
     };
     tokio::spawn(dispatcher.run(stop))
@@ -79,7 +80,7 @@ struct Dispatcher {
     owner: Uuid,
     slots: Arc<Semaphore>,
     freed: Arc<Notify>,
-    graphs: Arc<GraphCache>,
+    graphs: Arc<FlowGraphs>,
     config: WorkerConfig,
 }
 
@@ -208,52 +209,12 @@ async fn heartbeat(db: PgPool, owner: Uuid, lease: Duration) {
     }
 }
 
-/// Parsed flow versions, shared by the runs of a process.
-#[derive(Default)]
-struct GraphCache {
-    graphs: Mutex<HashMap<(Uuid, i32), Arc<FlowGraph>>>,
-}
-
-impl GraphCache {
-    async fn get(
-        &self,
-        db: &PgPool,
-        engine: &Engine,
-        project_id: &str,
-        flow_id: Uuid,
-        version: i32,
-    ) -> Result<Arc<FlowGraph>, String> {
-        if let Some(graph) = self.graphs.lock().expect("graph cache").get(&(flow_id, version)) {
-            return Ok(graph.clone());
-        }
-        let (definition, _) = store::find_version(db, flow_id, version)
-            .await
-            .map_err(|e| format!("loading the flow failed: {e}"))?
-            .ok_or_else(|| format!("version {version} of the flow no longer exists"))?;
-        let steps = definition.get("steps").cloned().unwrap_or(Value::Array(Vec::new()));
-        let registry = crate::custom::registry_for(db, engine.registry(), project_id)
-            .await
-            .map_err(|e| format!("loading the project's connectors failed: {e}"))?;
-        let graph = FlowGraph::parse(&steps, &registry).map_err(|errors| {
-            let texts: Vec<_> = errors.iter().map(|e| e.message.as_str()).collect();
-            format!("the flow definition is invalid: {}", texts.join("; "))
-        })?;
-        let graph = Arc::new(graph);
-        let mut graphs = self.graphs.lock().expect("graph cache");
-        if graphs.len() >= 1024 {
-            graphs.clear();
-        }
-        graphs.insert((flow_id, version), graph.clone());
-        Ok(graph)
-    }
-}
-
 #[derive(Clone)]
 struct RunContext {
     db: PgPool,
     engine: Arc<Engine>,
     owner: Uuid,
-    graphs: Arc<GraphCache>,
+    graphs: Arc<FlowGraphs>,
     done: mpsc::Sender<Completion>,
 }
 

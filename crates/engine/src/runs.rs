@@ -2,16 +2,35 @@
 //!
 //! A run is accepted once its row exists: the insert, the flow's run counter and the wake-up
 //! notification commit together, and a worker picks the run up from the queue.
+//!
+//! A flow none of whose steps talks to the world outside the run (transforms, conditions,
+//! loops, `Response`) has no effect before its records are stored, so the submitter executes
+//! it in place and stores it finished, steps and all, in the same commit that accepts it: no
+//! claim, no second commit, and the caller of a sync hook has its answer at once. A crash
+//! before that commit leaves nothing, and the caller was not answered. Runs of other flows,
+//! and an in-place run that overruns [`INLINE_BUDGET`], go to the queue.
+//!
+//! Flows are looked up through a per-process cache. It needs no invalidation: the insert
+//! stores a run only if its flow is still at the cached version and enabled, and a run
+//! refused that way is planned again from the database.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::completion::RunResult;
 use crate::connectors::{HookSettings, HTTP_TRIGGER_CONNECTOR};
-use crate::executor::RunMode;
-use crate::store::{self, FlowRow, NewRun};
+use crate::executor::{Engine, RunMode, RunRequest, RunStatus};
+use crate::graphs::FlowGraphs;
+use crate::journal::{Journal, JournalError, StepRecord};
+use crate::store::{self, Executed, FlowRow, NewRun, RunEnd};
 
 /// Why a run was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +47,9 @@ pub enum SubmitError {
     /// The batch this run was written in failed; the text is the database's.
     #[error("storing the run failed: {0}")]
     Write(String),
+    /// The flow changed since it was looked up; look it up again.
+    #[error("the flow changed while the run was submitted")]
+    Stale,
 }
 
 /// An accepted run.
@@ -36,7 +58,15 @@ pub struct Submitted {
     pub running_id: Uuid,
     pub flow_id: Uuid,
     pub flow_name: String,
+    /// How the run ended, when it was executed in place before it was stored.
+    pub ended: Option<RunResult>,
 }
+
+/// How long a run executed in place may take before it is handed to the queue instead.
+pub const INLINE_BUDGET: Duration = Duration::from_millis(100);
+
+/// How many times a submission is planned again after its flow changed under it.
+const STALE_RETRIES: usize = 3;
 
 /// Accepts runs. Concurrent submissions are handed to one writer task that stores whatever
 /// has gathered in one transaction, so one commit carries many runs under load and a lone run
@@ -45,23 +75,46 @@ pub struct Submitted {
 pub struct Submitter {
     db: PgPool,
     queue: mpsc::Sender<Pending>,
+    flows: Arc<FlowCache>,
+    inline: Option<Inline>,
 }
 
 #[derive(Debug)]
 struct Pending {
     run: NewRun,
-    done: oneshot::Sender<Result<(), String>>,
+    executed: Option<Executed>,
+    /// Whether the run was stored, or why the batch failed.
+    done: oneshot::Sender<Result<bool, String>>,
+}
+
+/// What executing runs in place needs.
+#[derive(Clone)]
+struct Inline {
+    engine: Arc<Engine>,
+    graphs: Arc<FlowGraphs>,
+}
+
+impl std::fmt::Debug for Inline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inline")
+    }
 }
 
 /// The most runs one commit carries.
 const MAX_BATCH: usize = 512;
 
 impl Submitter {
-    /// Starts the writer task; it ends when the last `Submitter` clone is dropped.
+    /// Starts the writer task; it ends when the last `Submitter` clone is dropped. Every run
+    /// goes to the queue.
     pub fn start(db: PgPool) -> Submitter {
         let (queue, pending) = mpsc::channel(MAX_BATCH * 4);
         tokio::spawn(write_batches(db.clone(), pending));
-        Submitter { db, queue }
+        Submitter { db, queue, flows: Arc::default(), inline: None }
+    }
+
+    /// Executes runs of self-contained flows in place with `engine` (see the module text).
+    pub fn executing(self, engine: Arc<Engine>, graphs: Arc<FlowGraphs>) -> Submitter {
+        Submitter { inline: Some(Inline { engine, graphs }), ..self }
     }
 
     /// Queues a run of a flow of `project_id`. A disabled flow runs only in test mode.
@@ -72,15 +125,20 @@ impl Submitter {
         mode: RunMode,
         input: Value,
     ) -> Result<Submitted, SubmitError> {
-        // FIXME: one query per R7 request, returning the whole definition, before the batched
-        // insert: in scenario 1 of docs/benchmarks.md it is 20,000 of the 47,000 transactions
-        // for 20,000 runs. The per-process cache that `find_hook`'s FIXME describes would
-        // serve this lookup too.
-        let flow = store::find_flow(&self.db, project_id, flow_id, false)
-            .await?
-            .ok_or(SubmitError::FlowNotFound)?;
-        let input = as_hook_request(&flow, input);
-        self.enqueue(flow, mode, input, Uuid::new_v4()).await
+        let mut fresh = false;
+        for _ in 0..=STALE_RETRIES {
+            let flow = match self.flows.by_id(project_id, flow_id).filter(|_| !fresh) {
+                Some(flow) if flow.status == "enable" || mode == RunMode::Test => flow,
+                _ => self.load(store::find_flow(&self.db, project_id, flow_id, false)).await?,
+            };
+            let input = as_hook_request(&flow, input.clone());
+            match self.enqueue(&flow, mode, input, Uuid::new_v4()).await {
+                Err(SubmitError::Stale) => self.flows.forget(flow.id),
+                done => return done,
+            }
+            fresh = true;
+        }
+        Err(SubmitError::Stale)
     }
 
     /// Queues an automatic run of the flow of `project_id` whose webhook id is `webhook`.
@@ -93,26 +151,36 @@ impl Submitter {
         if !is_webhook_id(webhook) {
             return Err(SubmitError::FlowNotFound);
         }
-        let flow = store::find_flow_by_webhook(&self.db, webhook)
-            .await?
-            .filter(|f| f.project_id == project_id)
-            .ok_or(SubmitError::FlowNotFound)?;
-        let input = as_hook_request(&flow, input);
-        self.enqueue(flow, RunMode::Auto, input, Uuid::new_v4()).await
+        let mut fresh = false;
+        for _ in 0..=STALE_RETRIES {
+            let flow = match self.flows.by_webhook(webhook).filter(|_| !fresh) {
+                Some(flow) if flow.status == "enable" => flow,
+                _ => self.load(store::find_flow_by_webhook(&self.db, webhook)).await?,
+            };
+            if flow.project_id != project_id {
+                return Err(SubmitError::FlowNotFound);
+            }
+            let input = as_hook_request(&flow, input.clone());
+            match self.enqueue(&flow, RunMode::Auto, input, Uuid::new_v4()).await {
+                Err(SubmitError::Stale) => self.flows.forget(flow.id),
+                done => return done,
+            }
+            fresh = true;
+        }
+        Err(SubmitError::Stale)
     }
 
     /// The flow behind the hook `webhook`: unknown, or not started by an HTTP trigger, is
-    /// `FlowNotFound`; disabled is `Disabled`.
-    pub async fn find_hook(&self, webhook: &str) -> Result<Hook, SubmitError> {
-        // FIXME: one query per request, returning the whole definition. A per-process cache of
-        // (flow id, version, status, settings) by webhook, invalidated by a NOTIFY when a flow
-        // is saved, enabled or disabled, would take it off the hot path.
+    /// `FlowNotFound`; disabled is `Disabled`. With `fresh` the cache is not consulted (after
+    /// [`SubmitError::Stale`]).
+    pub async fn find_hook(&self, webhook: &str, fresh: bool) -> Result<Hook, SubmitError> {
         if !is_webhook_id(webhook) {
             return Err(SubmitError::FlowNotFound);
         }
-        let flow = store::find_flow_by_webhook(&self.db, webhook)
-            .await?
-            .ok_or(SubmitError::FlowNotFound)?;
+        let flow = match self.flows.by_webhook(webhook).filter(|_| !fresh) {
+            Some(flow) if flow.status == "enable" => flow,
+            _ => self.load(store::find_flow_by_webhook(&self.db, webhook)).await?,
+        };
         let Some(trigger) = hook_trigger(&flow.definition) else {
             return Err(SubmitError::FlowNotFound);
         };
@@ -125,41 +193,162 @@ impl Submitter {
     }
 
     /// Queues an automatic run of the hook's flow under the id `run_id`, which the caller chose
-    /// so that it could start waiting for the run first.
+    /// so that it could start waiting for the run first. On [`SubmitError::Stale`] the caller
+    /// finds the hook again (its settings may have changed) and resubmits.
     pub async fn submit_hook(
         &self,
-        hook: Hook,
+        hook: &Hook,
         run_id: Uuid,
         input: Value,
     ) -> Result<Submitted, SubmitError> {
-        self.enqueue(hook.flow, RunMode::Auto, input, run_id).await
+        let submitted = self.enqueue(&hook.flow, RunMode::Auto, input, run_id).await;
+        if let Err(SubmitError::Stale) = submitted {
+            self.flows.forget(hook.flow.id);
+        }
+        submitted
+    }
+
+    /// A flow read from the database, remembered for the next submission.
+    async fn load(
+        &self,
+        found: impl std::future::Future<Output = sqlx::Result<Option<FlowRow>>>,
+    ) -> Result<Arc<FlowRow>, SubmitError> {
+        let flow = Arc::new(found.await?.ok_or(SubmitError::FlowNotFound)?);
+        self.flows.remember(flow.clone());
+        Ok(flow)
     }
 
     async fn enqueue(
         &self,
-        flow: FlowRow,
+        flow: &FlowRow,
         mode: RunMode,
         input: Value,
         run_id: Uuid,
     ) -> Result<Submitted, SubmitError> {
         let run = new_run(flow, mode, input, run_id)?;
+        let executed = match &self.inline {
+            Some(inline) => inline.execute(&self.db, &run, mode).await,
+            None => None,
+        };
+        let ended = executed.as_ref().map(|e| RunResult {
+            status: if e.end.success { RunStatus::Success } else { RunStatus::Fail },
+            message: e.end.message.clone(),
+            response: e.end.response.clone(),
+        });
         let submitted = Submitted {
             running_id: run.id,
             flow_id: run.flow_id,
             flow_name: run.flow_name.clone(),
+            ended,
         };
         let (done, stored) = oneshot::channel();
         let closed = || SubmitError::Write("the run writer has stopped".into());
-        self.queue.send(Pending { run, done }).await.map_err(|_| closed())?;
-        stored.await.map_err(|_| closed())?.map_err(SubmitError::Write)?;
-        Ok(submitted)
+        self.queue.send(Pending { run, executed, done }).await.map_err(|_| closed())?;
+        match stored.await.map_err(|_| closed())?.map_err(SubmitError::Write)? {
+            true => Ok(submitted),
+            false => Err(SubmitError::Stale),
+        }
+    }
+}
+
+impl Inline {
+    /// Executes the run in place if its flow is self-contained and it ends within the budget.
+    async fn execute(&self, db: &PgPool, run: &NewRun, mode: RunMode) -> Option<Executed> {
+        let graph = self
+            .graphs
+            .get(db, &self.engine, &run.project_id, run.flow_id, run.flow_version)
+            .await
+            // A flow that cannot be loaded fails in a worker, which records why.
+            .ok()?;
+        if !graph.is_self_contained() {
+            return None;
+        }
+        let request = RunRequest {
+            run_id: run.id,
+            flow_id: run.flow_id,
+            project_id: run.project_id.clone(),
+            flow: graph,
+            input: run.input.clone(),
+            mode,
+            completed: HashMap::new(),
+        };
+        // FIXME: the budget only cuts a run short where it waits (a retry's pause); a run that
+        // loops for a long time without waiting holds the request until it ends, as it would
+        // hold a worker. A step counter checked by the executor would bound it too.
+        let run_future = self.engine.run(request, &NoCheckpoints);
+        let outcome = tokio::time::timeout(INLINE_BUDGET, run_future).await.ok()?;
+        let end = RunEnd {
+            run_id: run.id,
+            success: outcome.status == RunStatus::Success,
+            message: outcome.message,
+            response: outcome.response,
+        };
+        Some(Executed { end, end_time: Utc::now(), records: outcome.pending })
+    }
+}
+
+/// The journal of a run executed in place. A self-contained flow never checkpoints (only
+/// external steps do), so a call here means the flow was misjudged: refuse, failing the step.
+struct NoCheckpoints;
+
+#[async_trait]
+impl Journal for NoCheckpoints {
+    async fn checkpoint(&self, _records: Vec<StepRecord>) -> Result<(), JournalError> {
+        Err(JournalError::Write("a run executed in place cannot checkpoint".into()))
+    }
+}
+
+/// Flows by id and by webhook id, as last read from the database.
+#[derive(Debug, Default)]
+struct FlowCache {
+    flows: Mutex<CachedFlows>,
+}
+
+#[derive(Debug, Default)]
+struct CachedFlows {
+    by_id: HashMap<Uuid, Arc<FlowRow>>,
+    by_webhook: HashMap<String, Uuid>,
+}
+
+/// Flows kept before the cache starts over.
+const FLOW_CACHE_CAPACITY: usize = 4096;
+
+impl FlowCache {
+    fn by_id(&self, project_id: &str, flow_id: Uuid) -> Option<Arc<FlowRow>> {
+        let flows = self.lock();
+        flows.by_id.get(&flow_id).filter(|f| f.project_id == project_id).cloned()
+    }
+
+    fn by_webhook(&self, webhook: &str) -> Option<Arc<FlowRow>> {
+        let flows = self.lock();
+        flows.by_webhook.get(webhook).and_then(|id| flows.by_id.get(id)).cloned()
+    }
+
+    fn remember(&self, flow: Arc<FlowRow>) {
+        let mut flows = self.lock();
+        if flows.by_id.len() >= FLOW_CACHE_CAPACITY {
+            *flows = CachedFlows::default();
+        }
+        flows.by_webhook.insert(flow.webhook.clone(), flow.id);
+        flows.by_id.insert(flow.id, flow);
+    }
+
+    fn forget(&self, flow_id: Uuid) {
+        let mut flows = self.lock();
+        if let Some(flow) = flows.by_id.remove(&flow_id) {
+            flows.by_webhook.remove(&flow.webhook);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CachedFlows> {
+        self.flows.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// An enabled flow served by the HTTP trigger, found by its webhook id.
 #[derive(Debug, Clone)]
 pub struct Hook {
-    pub flow: FlowRow,
+    pub flow: Arc<FlowRow>,
     pub settings: HookSettings,
 }
 
@@ -193,16 +382,16 @@ fn as_hook_request(flow: &FlowRow, input: Value) -> Value {
     })
 }
 
-fn new_run(flow: FlowRow, mode: RunMode, input: Value, id: Uuid) -> Result<NewRun, SubmitError> {
+fn new_run(flow: &FlowRow, mode: RunMode, input: Value, id: Uuid) -> Result<NewRun, SubmitError> {
     if mode != RunMode::Test && flow.status != "enable" {
         return Err(SubmitError::Disabled);
     }
     Ok(NewRun {
         id,
-        project_id: flow.project_id,
+        project_id: flow.project_id.clone(),
         flow_id: flow.id,
         flow_version: flow.version,
-        flow_name: flow.name,
+        flow_name: flow.name.clone(),
         run_model: mode.as_str().to_owned(),
         input,
         start_time: Utc::now(),
@@ -212,19 +401,14 @@ fn new_run(flow: FlowRow, mode: RunMode, input: Value, id: Uuid) -> Result<NewRu
 async fn write_batches(db: PgPool, mut pending: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let runs: Vec<&NewRun> = batch.iter().map(|p| &p.run).collect();
-        let result = async {
-            let mut tx = db.begin().await?;
-            store::insert_runs(&mut tx, &runs).await?;
-            tx.commit().await
-        }
-        .await
-        .map_err(|e| e.to_string());
+        let runs: Vec<_> = batch.iter().map(|p| (&p.run, p.executed.as_ref())).collect();
+        let result = store::accept_runs(&db, &runs).await.map_err(|e| e.to_string());
         if let Err(e) = &result {
             tracing::warn!(error = %e, runs = batch.len(), "storing submitted runs failed");
         }
         for p in batch.drain(..) {
-            let _ = p.done.send(result.clone());
+            let stored = result.as_ref().map(|ids| ids.contains(&p.run.id));
+            let _ = p.done.send(stored.map_err(Clone::clone));
         }
     }
 }

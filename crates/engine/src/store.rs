@@ -6,10 +6,11 @@
 //! PostgreSQL can prepare once.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::completion::{RunResult, RUN_DONE_CHANNEL};
@@ -303,6 +304,132 @@ pub async fn insert_runs(db: &mut PgConnection, runs: &[&NewRun]) -> sqlx::Resul
     sqlx::query("SELECT pg_notify($1, '')").bind(RUNS_CHANNEL).execute(db).await.map(drop)
 }
 
+/// A run its accepting process executed in full before storing it (see `runs`).
+#[derive(Debug, Clone)]
+pub struct Executed {
+    pub end: RunEnd,
+    pub end_time: DateTime<Utc>,
+    pub records: Vec<StepRecord>,
+}
+
+/// Stores runs accepted through the API, each queued or, with `Executed`, finished with its
+/// step records; counts them on their flows; wakes the workers if any was queued. A run is
+/// stored only while its flow is still in its project at the version it was planned with,
+/// and enabled unless it is a test run, so a caller that planned it from a cached flow learns
+/// that the flow changed. Returns the ids stored. Without queued runs this is one statement,
+/// and so one commit, for the whole batch.
+pub async fn accept_runs(
+    db: &PgPool,
+    runs: &[(&NewRun, Option<&Executed>)],
+) -> sqlx::Result<HashSet<Uuid>> {
+    if runs.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let n = runs.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut projects = Vec::with_capacity(n);
+    let mut flows = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    let mut names = Vec::with_capacity(n);
+    let mut models = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut inputs = Vec::with_capacity(n);
+    let mut messages = Vec::with_capacity(n);
+    let mut responses = Vec::with_capacity(n);
+    let mut starts = Vec::with_capacity(n);
+    let mut ends = Vec::with_capacity(n);
+    let mut steps = Vec::new();
+    for (run, executed) in runs {
+        ids.push(run.id);
+        projects.push(run.project_id.as_str());
+        flows.push(run.flow_id);
+        versions.push(run.flow_version);
+        names.push(run.flow_name.as_str());
+        models.push(run.run_model.as_str());
+        inputs.push(storable::json(&run.input));
+        starts.push(run.start_time);
+        let Some(done) = executed else {
+            statuses.push("queued");
+            messages.push(None);
+            responses.push(None);
+            ends.push(None);
+            continue;
+        };
+        statuses.push(if done.end.success { "success" } else { "fail" });
+        messages.push(done.end.message.as_deref().map(storable::text));
+        responses.push(done.end.response.as_ref().map(storable::json));
+        ends.push(Some(done.end_time));
+        steps.extend(done.records.iter().map(|r| (run.id, r)));
+    }
+    let inputs: Vec<&Value> = inputs.iter().map(AsRef::as_ref).collect();
+    let messages: Vec<Option<&str>> = messages.iter().map(|m| m.as_deref()).collect();
+    let responses: Vec<Option<&Value>> = responses.iter().map(|r| r.as_deref()).collect();
+    let queued = executed_count(runs) < n;
+    let steps = StepColumns::new(&steps);
+    let sql = format!(
+        r#"
+        WITH r AS (
+            SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::text[],
+                                 $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::jsonb[],
+                                 $11::timestamptz[], $12::timestamptz[])
+                AS r(id, project_id, flow_id, flow_version, flow_name, run_model, status, input,
+                     message, response, start_time, end_time)
+        ), stored AS (
+            INSERT INTO runs (id, project_id, flow_id, flow_version, flow_name, run_model,
+                              status, input, message, response, start_time, end_time)
+            SELECT r.* FROM r
+            JOIN flows f ON f.id = r.flow_id AND f.project_id = r.project_id
+                        AND f.version = r.flow_version
+            WHERE r.run_model = 'test' OR f.status = 'enable'
+            RETURNING id, flow_id, start_time
+        ), counted AS (
+            UPDATE flows f
+            SET run_count = f.run_count + c.n, last_run_id = c.last_id, last_run_at = c.last_at
+            FROM (
+                SELECT DISTINCT ON (flow_id) flow_id, count(*) OVER (PARTITION BY flow_id) AS n,
+                       id AS last_id, start_time AS last_at
+                FROM stored ORDER BY flow_id, start_time DESC, id DESC
+            ) c
+            WHERE f.id = c.flow_id
+        ), steps AS (
+            INSERT INTO run_steps ({STEP_FIELDS})
+            SELECT s.* FROM {} WHERE s.run_id IN (SELECT id FROM stored)
+        )
+        SELECT id FROM stored
+        "#,
+        step_unnest(13)
+    );
+    let query = sqlx::query(&sql)
+        .bind(&ids)
+        .bind(&projects)
+        .bind(&flows)
+        .bind(&versions)
+        .bind(&names)
+        .bind(&models)
+        .bind(&statuses)
+        .bind(&inputs)
+        .bind(&messages)
+        .bind(&responses)
+        .bind(&starts)
+        .bind(&ends);
+    let query = steps.bind(query);
+    let ids_of = |rows: Vec<sqlx::postgres::PgRow>| -> sqlx::Result<HashSet<Uuid>> {
+        rows.iter().map(|row| sqlx::Row::try_get(row, 0)).collect()
+    };
+    if !queued {
+        return ids_of(query.fetch_all(db).await?);
+    }
+    let mut tx = db.begin().await?;
+    let stored = ids_of(query.fetch_all(&mut *tx).await?)?;
+    sqlx::query("SELECT pg_notify($1, '')").bind(RUNS_CHANNEL).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+fn executed_count(runs: &[(&NewRun, Option<&Executed>)]) -> usize {
+    runs.iter().filter(|(_, e)| e.is_some()).count()
+}
+
 /// A run claimed by a worker.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedRun {
@@ -425,59 +552,106 @@ pub async fn insert_step_rows(
     if rows.is_empty() {
         return Ok(());
     }
-    let n = rows.len();
-    let mut runs = Vec::with_capacity(n);
-    let mut keys = Vec::with_capacity(n);
-    let mut step_ids = Vec::with_capacity(n);
-    let mut seqs = Vec::with_capacity(n);
-    let mut statuses = Vec::with_capacity(n);
-    let mut attempts = Vec::with_capacity(n);
-    let mut costs = Vec::with_capacity(n);
-    let mut inputs = Vec::with_capacity(n);
-    let mut outputs = Vec::with_capacity(n);
-    let mut errors = Vec::with_capacity(n);
-    let mut started = Vec::with_capacity(n);
-    for (run_id, r) in rows {
-        runs.push(*run_id);
-        keys.push(r.step_key.as_str());
-        step_ids.push(r.step_id.as_str());
-        seqs.push(r.seq);
-        statuses.push(status_text(r.status));
-        attempts.push(r.attempt);
-        costs.push(r.cost_ms);
-        inputs.push(storable::json(&r.input));
-        outputs.push(storable::json(&r.output));
-        errors.push(r.error.as_deref().map(storable::text));
-        started.push(r.started_at);
-    }
-    let inputs: Vec<&Value> = inputs.iter().map(AsRef::as_ref).collect();
-    let outputs: Vec<&Value> = outputs.iter().map(AsRef::as_ref).collect();
-    let errors: Vec<Option<&str>> = errors.iter().map(|e| e.as_deref()).collect();
-    sqlx::query(
-        r#"
-        INSERT INTO run_steps (run_id, step_key, step_id, seq, status, attempt, cost_ms, input,
-                               output, error, started_at)
-        SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[],
-                             $6::int[], $7::bigint[], $8::jsonb[], $9::jsonb[], $10::text[],
-                             $11::timestamptz[])
-        ON CONFLICT (run_id, step_key) DO NOTHING
-        "#,
-    )
-    .bind(runs)
-    .bind(keys)
-    .bind(step_ids)
-    .bind(seqs)
-    .bind(statuses)
-    .bind(attempts)
-    .bind(costs)
-    .bind(inputs)
-    .bind(outputs)
-    .bind(errors)
-    .bind(started)
-    .execute(db)
-    .await
-    .map(drop)
+    let columns = StepColumns::new(rows);
+    let sql = format!(
+        "INSERT INTO run_steps ({STEP_FIELDS}) SELECT * FROM {} ON CONFLICT (run_id, step_key) \
+         DO NOTHING",
+        step_unnest(1)
+    );
+    columns.bind(sqlx::query(&sql)).execute(db).await.map(drop)
 }
+
+const STEP_FIELDS: &str =
+    "run_id, step_key, step_id, seq, status, attempt, cost_ms, input, output, error, started_at";
+
+/// `UNNEST` of the eleven step columns bound from `$first` on, as the row source `s`.
+fn step_unnest(first: usize) -> String {
+    const TYPES: [&str; 11] = [
+        "uuid",
+        "text",
+        "text",
+        "int",
+        "text",
+        "int",
+        "bigint",
+        "jsonb",
+        "jsonb",
+        "text",
+        "timestamptz",
+    ];
+    let args: Vec<String> =
+        TYPES.iter().enumerate().map(|(i, t)| format!("${}::{t}[]", first + i)).collect();
+    format!("UNNEST({}) AS s({STEP_FIELDS})", args.join(", "))
+}
+
+/// Step records as the column arrays [`step_unnest`] reads, NULs replaced for storage.
+struct StepColumns<'a> {
+    runs: Vec<Uuid>,
+    keys: Vec<&'a str>,
+    step_ids: Vec<&'a str>,
+    seqs: Vec<i32>,
+    statuses: Vec<&'static str>,
+    attempts: Vec<i32>,
+    costs: Vec<i64>,
+    inputs: Vec<Cow<'a, Value>>,
+    outputs: Vec<Cow<'a, Value>>,
+    errors: Vec<Option<Cow<'a, str>>>,
+    started: Vec<DateTime<Utc>>,
+}
+
+impl<'a> StepColumns<'a> {
+    fn new(rows: &[(Uuid, &'a StepRecord)]) -> Self {
+        let n = rows.len();
+        let mut c = StepColumns {
+            runs: Vec::with_capacity(n),
+            keys: Vec::with_capacity(n),
+            step_ids: Vec::with_capacity(n),
+            seqs: Vec::with_capacity(n),
+            statuses: Vec::with_capacity(n),
+            attempts: Vec::with_capacity(n),
+            costs: Vec::with_capacity(n),
+            inputs: Vec::with_capacity(n),
+            outputs: Vec::with_capacity(n),
+            errors: Vec::with_capacity(n),
+            started: Vec::with_capacity(n),
+        };
+        for (run_id, r) in rows {
+            c.runs.push(*run_id);
+            c.keys.push(r.step_key.as_str());
+            c.step_ids.push(r.step_id.as_str());
+            c.seqs.push(r.seq);
+            c.statuses.push(status_text(r.status));
+            c.attempts.push(r.attempt);
+            c.costs.push(r.cost_ms);
+            c.inputs.push(storable::json(&r.input));
+            c.outputs.push(storable::json(&r.output));
+            c.errors.push(r.error.as_deref().map(storable::text));
+            c.started.push(r.started_at);
+        }
+        c
+    }
+
+    /// Binds the arrays, in [`STEP_FIELDS`] order, after whatever `query` has bound.
+    fn bind<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
+        let inputs: Vec<&Value> = self.inputs.iter().map(AsRef::as_ref).collect();
+        let outputs: Vec<&Value> = self.outputs.iter().map(AsRef::as_ref).collect();
+        let errors: Vec<Option<&str>> = self.errors.iter().map(|e| e.as_deref()).collect();
+        query
+            .bind(&self.runs)
+            .bind(&self.keys)
+            .bind(&self.step_ids)
+            .bind(&self.seqs)
+            .bind(&self.statuses)
+            .bind(&self.attempts)
+            .bind(&self.costs)
+            .bind(inputs)
+            .bind(outputs)
+            .bind(errors)
+            .bind(&self.started)
+    }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 fn status_text(status: StepStatus) -> &'static str {
     match status {

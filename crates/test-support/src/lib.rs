@@ -81,7 +81,7 @@ async fn start_container() -> String {
 pub async fn fresh_database_url() -> String {
     let server = server_url().await;
     let admin: PgConnectOptions = server.parse().expect("test database URL");
-    let mut conn = admin.connect().await.expect("connect to the test PostgreSQL");
+    let mut conn = connect_when_ready(&admin).await;
     let name = format!("wbtest_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
@@ -89,6 +89,23 @@ pub async fn fresh_database_url() -> String {
         .expect("create test database");
     conn.close().await.ok();
     with_database(&server, &name)
+}
+
+/// Connects to the test server, waiting while it is still starting: a cluster that another
+/// test process started may still be replaying its WAL after an unclean stop.
+async fn connect_when_ready(admin: &PgConnectOptions) -> sqlx::PgConnection {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        match admin.connect().await {
+            Ok(conn) => return conn,
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("57P03") && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("connect to the test PostgreSQL: {e}"),
+        }
+    }
 }
 
 /// `url` with its database name replaced by `name`.

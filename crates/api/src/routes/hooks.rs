@@ -73,35 +73,68 @@ async fn call_hook(
 #[tracing::instrument(skip_all, fields(webhook = %webhook))]
 async fn serve(state: &AppState, webhook: &str, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
-    let hook = state.runs.find_hook(webhook).await.map_err(hook_error)?;
-    if !hook.settings.method.allows(parts.method.as_str()) {
-        return Err(ApiError::with(Code::MethodNotAllowed, parts.method));
-    }
-    // A token is checked before the body is read: a stranger costs no upload.
-    if hook.settings.auth == HookAuth::Token {
-        let token = header(&parts, "x-auth-token")
-            .ok_or_else(|| ApiError::unauthenticated("no authentication information"))?;
-        admit(&auth::token_caller(state, token)?, &hook)?;
-    }
+    let mut hook = state.runs.find_hook(webhook, false).await.map_err(hook_error)?;
+    // The method and a token are checked before the body is read: a stranger costs no upload.
+    check_before_body(state, &hook, &parts)?;
     let bytes = read_body(body, &parts.headers, state.config.body_limit).await?;
-    match &hook.settings.auth {
-        HookAuth::None | HookAuth::Token => {}
-        HookAuth::AkSk => admit(&auth::signed_caller(state, &parts, &bytes).await?, &hook)?,
-        HookAuth::Hmac { secret } => check_hmac(&parts, secret, &bytes)?,
-    }
+    check_with_body(state, &hook, &parts, &bytes).await?;
     let input = hook_input::trigger_input(&parts, &bytes)?;
-    drop(bytes);
 
-    let run_id = Uuid::new_v4();
-    let settings = hook.settings.clone();
-    let waiter = (!settings.asynchronous).then(|| state.completions.register(run_id));
-    state.runs.submit_hook(hook, run_id, input).await.map_err(hook_error)?;
-    let Some(waiter) = waiter else {
-        return Ok(accepted(run_id));
+    let mut attempts = 0;
+    let (run_id, submitted) = loop {
+        let run_id = Uuid::new_v4();
+        let waiter = (!hook.settings.asynchronous).then(|| state.completions.register(run_id));
+        match state.runs.submit_hook(&hook, run_id, input.clone()).await {
+            Ok(submitted) => break (run_id, (submitted, waiter)),
+            // The flow changed since it was cached: its settings may be new, so check again.
+            Err(SubmitError::Stale) if attempts < 3 => {
+                attempts += 1;
+                hook = state.runs.find_hook(webhook, true).await.map_err(hook_error)?;
+                check_before_body(state, &hook, &parts)?;
+                check_with_body(state, &hook, &parts, &bytes).await?;
+            }
+            Err(e) => return Err(hook_error(e)),
+        }
     };
-    match waiter.wait(&state.db, settings.deadline).await? {
+    drop(bytes);
+    let (submitted, waiter) = submitted;
+    if hook.settings.asynchronous {
+        return Ok(accepted(run_id));
+    }
+    if let Some(end) = submitted.ended {
+        return Ok(answer(run_id, end));
+    }
+    let Some(waiter) = waiter else { return Ok(accepted(run_id)) };
+    match waiter.wait(&state.db, hook.settings.deadline).await? {
         Some(end) => Ok(answer(run_id, end)),
         None => Ok(accepted(run_id)),
+    }
+}
+
+/// The checks that need no body: the method, and the token in `token` mode.
+fn check_before_body(state: &AppState, hook: &Hook, parts: &Parts) -> ApiResult<()> {
+    if !hook.settings.method.allows(parts.method.as_str()) {
+        return Err(ApiError::with(Code::MethodNotAllowed, parts.method.clone()));
+    }
+    if hook.settings.auth == HookAuth::Token {
+        let token = header(parts, "x-auth-token")
+            .ok_or_else(|| ApiError::unauthenticated("no authentication information"))?;
+        admit(&auth::token_caller(state, token)?, hook)?;
+    }
+    Ok(())
+}
+
+/// The checks that sign the body: AK/SK and HMAC.
+async fn check_with_body(
+    state: &AppState,
+    hook: &Hook,
+    parts: &Parts,
+    bytes: &[u8],
+) -> ApiResult<()> {
+    match &hook.settings.auth {
+        HookAuth::None | HookAuth::Token => Ok(()),
+        HookAuth::AkSk => admit(&auth::signed_caller(state, parts, bytes).await?, hook),
+        HookAuth::Hmac { secret } => check_hmac(parts, secret, bytes),
     }
 }
 
@@ -112,6 +145,7 @@ fn hook_error(err: SubmitError) -> ApiError {
         SubmitError::BadTrigger(e) => ApiError::Internal(anyhow::anyhow!(e)),
         SubmitError::Database(e) => ApiError::from(e),
         SubmitError::Write(e) => ApiError::Internal(anyhow::anyhow!(e)),
+        SubmitError::Stale => ApiError::Internal(anyhow::anyhow!("the flow kept changing")),
     }
 }
 

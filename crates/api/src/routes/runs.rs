@@ -36,6 +36,7 @@ fn submit_error(err: SubmitError) -> ApiError {
         SubmitError::BadTrigger(e) => ApiError::Internal(anyhow::anyhow!(e)),
         SubmitError::Database(e) => ApiError::from(e),
         SubmitError::Write(e) => ApiError::Internal(anyhow::anyhow!(e)),
+        SubmitError::Stale => ApiError::Internal(anyhow::anyhow!("the flow kept changing")),
     }
 }
 
