@@ -130,11 +130,10 @@ async fn seed(server: &Server, flows: &[Uuid], runs: i64) -> anyhow::Result<()> 
     .context("seeding run steps")?;
     sqlx::query(
         r#"
-        UPDATE flows f SET run_count = c.n, last_run_id = c.last_id, last_run_at = c.last_at
-        FROM (SELECT DISTINCT ON (flow_id) flow_id,
-                     count(*) OVER (PARTITION BY flow_id) AS n, id AS last_id, start_time AS last_at
-              FROM runs ORDER BY flow_id, start_time DESC) AS c
-        WHERE f.id = c.flow_id
+        INSERT INTO flow_run_counts (flow_id, slot, runs, last_run_id, last_run_at)
+        SELECT DISTINCT ON (flow_id) flow_id, 0, count(*) OVER (PARTITION BY flow_id), id,
+               start_time
+        FROM runs ORDER BY flow_id, start_time DESC
         "#,
     )
     .execute(&mut *tx)

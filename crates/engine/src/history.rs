@@ -104,7 +104,13 @@ pub async fn latest_per_flow(
     let (from, to) = filter.time_range.unzip();
     let name = filter.name.as_deref().map(like_pattern);
     const WHERE: &str = r#"
-        FROM flows f JOIN runs r ON r.id = f.last_run_id
+        FROM flows f
+        JOIN LATERAL (
+            SELECT sum(c.runs)::bigint AS runs, max(c.last_run_at) AS last_at,
+                   (array_agg(c.last_run_id ORDER BY c.last_run_at DESC NULLS LAST))[1] AS last_id
+            FROM flow_run_counts c WHERE c.flow_id = f.id
+        ) n ON true
+        JOIN runs r ON r.id = n.last_id
         WHERE f.project_id = $1 AND ($2::text IS NULL OR f.name ILIKE $2)
           AND ($3::text IS NULL OR r.status = $3)
           AND ($4::timestamptz IS NULL OR r.start_time >= $4)
@@ -122,7 +128,7 @@ pub async fn latest_per_flow(
         r#"
         SELECT r.id, f.id AS flow_id, f.name AS flow_name, r.flow_version, r.run_model, r.status,
                f.definition->>'icon' AS icon, r.start_time, r.end_time, r.message,
-               f.run_count AS running_times, f.last_run_at AS last_time
+               n.runs AS running_times, n.last_at AS last_time
         {WHERE}
         ORDER BY r.start_time DESC, r.id
         OFFSET $6 LIMIT $7
@@ -160,18 +166,21 @@ pub async fn runs_of_flow(
           AND ($3::timestamptz IS NULL OR r.start_time >= $3)
           AND ($4::timestamptz IS NULL OR r.start_time <= $4)
     "#;
-    // Unfiltered, the total is the flow's counter, kept with every insert and prune, instead
-    // of a count over all its runs on every page.
+    // Unfiltered, the total is the flow's count (its slots summed), kept with every insert
+    // and prune, instead of a count over all its runs on every page.
     // FIXME: with a status or time filter the total is still a count over the matching runs
     // (O(runs) per page), and a status filter makes a deep page read every skipped row from
     // the table. A capped count, and `status` carried in the page index (INCLUDE), would lift
     // both.
     let unfiltered = filter.status.is_none() && filter.time_range.is_none();
     let total: i64 = if unfiltered {
-        sqlx::query_scalar("SELECT run_count FROM flows WHERE id = $1")
-            .bind(flow_id)
-            .fetch_one(db)
-            .await?
+        sqlx::query_scalar(
+            "SELECT greatest(coalesce(sum(runs), 0), 0)::bigint FROM flow_run_counts \
+             WHERE flow_id = $1",
+        )
+        .bind(flow_id)
+        .fetch_one(db)
+        .await?
     } else {
         sqlx::query_scalar(&format!("SELECT count(*) {WHERE}"))
             .bind(flow_id)

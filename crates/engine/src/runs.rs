@@ -68,8 +68,8 @@ pub const INLINE_BUDGET: Duration = Duration::from_millis(100);
 /// How many times a submission is planned again after its flow changed under it.
 const STALE_RETRIES: usize = 3;
 
-/// Accepts runs. Concurrent submissions are handed to one writer task that stores whatever
-/// has gathered in one transaction, so one commit carries many runs under load and a lone run
+/// Accepts runs. Concurrent submissions are handed to a few writer tasks, each storing whatever
+/// has gathered in one statement, so one commit carries many runs under load and a lone run
 /// costs no more than before. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Submitter {
@@ -103,12 +103,19 @@ impl std::fmt::Debug for Inline {
 /// The most runs one commit carries.
 const MAX_BATCH: usize = 512;
 
+/// Batches written at once. While one waits for its commit, the next gathers and goes; each
+/// writer counts runs in a slot of its own, so they do not wait for each other's commit.
+const WRITERS: i16 = 2;
+
 impl Submitter {
     /// Starts the writer task; it ends when the last `Submitter` clone is dropped. Every run
     /// goes to the queue.
     pub fn start(db: PgPool) -> Submitter {
         let (queue, pending) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(write_batches(db.clone(), pending));
+        let pending = Arc::new(tokio::sync::Mutex::new(pending));
+        for slot in 1..=WRITERS {
+            tokio::spawn(write_batches(db.clone(), slot, pending.clone()));
+        }
         Submitter { db, queue, flows: Arc::default(), inline: None }
     }
 
@@ -275,8 +282,19 @@ impl Inline {
         // FIXME: the budget only cuts a run short where it waits (a retry's pause); a run that
         // loops for a long time without waiting holds the request until it ends, as it would
         // hold a worker. A step counter checked by the executor would bound it too.
-        let run_future = self.engine.run(request, &NoCheckpoints);
-        let outcome = tokio::time::timeout(INLINE_BUDGET, run_future).await.ok()?;
+        // A task of its own, so that a panic in a connector queues the run (whose worker then
+        // records the failure) rather than failing the request.
+        let engine = self.engine.clone();
+        let task = tokio::spawn(async move { engine.run(request, &NoCheckpoints).await });
+        let abort = task.abort_handle();
+        let outcome = match tokio::time::timeout(INLINE_BUDGET, task).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => return None,
+            Err(_) => {
+                abort.abort();
+                return None;
+            }
+        };
         let end = RunEnd {
             run_id: run.id,
             success: outcome.status == RunStatus::Success,
@@ -398,11 +416,17 @@ fn new_run(flow: &FlowRow, mode: RunMode, input: Value, id: Uuid) -> Result<NewR
     })
 }
 
-async fn write_batches(db: PgPool, mut pending: mpsc::Receiver<Pending>) {
+/// One writer: takes whatever has gathered (waiting for the first if nothing has) and stores
+/// it as one batch. The writers take turns at the queue.
+async fn write_batches(
+    db: PgPool,
+    slot: i16,
+    pending: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    while pending.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let runs: Vec<_> = batch.iter().map(|p| (&p.run, p.executed.as_ref())).collect();
-        let result = store::accept_runs(&db, &runs).await.map_err(|e| e.to_string());
+        let result = store::accept_runs(&db, slot, &runs).await.map_err(|e| e.to_string());
         if let Err(e) = &result {
             tracing::warn!(error = %e, runs = batch.len(), "storing submitted runs failed");
         }

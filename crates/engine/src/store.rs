@@ -128,7 +128,14 @@ pub async fn find_version(
 }
 
 pub async fn delete_flow(db: impl PgExecutor<'_>, flow_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM flows WHERE id = $1").bind(flow_id).execute(db).await.map(drop)
+    sqlx::query(
+        "WITH counts AS (DELETE FROM flow_run_counts WHERE flow_id = $1) \
+         DELETE FROM flows WHERE id = $1",
+    )
+    .bind(flow_id)
+    .execute(db)
+    .await
+    .map(drop)
 }
 
 pub async fn set_flow_status(
@@ -246,6 +253,30 @@ pub async fn insert_run(db: &mut PgConnection, run: &NewRun) -> sqlx::Result<()>
     insert_runs(db, &[run]).await
 }
 
+/// The run-count slot of writers that are not a submitter's (the scheduler, pruning).
+pub const SHARED_SLOT: i16 = 0;
+
+/// An `INSERT` adding the runs of `source` (columns `id`, `flow_id`, `start_time`) to their
+/// flows' counts in `slot` (see the `flow_run_counts` migration): each flow's number of new
+/// runs, and its newest run if newer than the slot's.
+fn count_runs(slot: i16, source: &str) -> String {
+    format!(
+        r#"
+        INSERT INTO flow_run_counts AS c (flow_id, slot, runs, last_run_id, last_run_at)
+        SELECT DISTINCT ON (flow_id) flow_id, {slot}, count(*) OVER (PARTITION BY flow_id),
+               id, start_time
+        FROM {source} ORDER BY flow_id, start_time DESC, id DESC
+        ON CONFLICT (flow_id, slot) DO UPDATE
+        SET runs = c.runs + excluded.runs,
+            last_run_id = CASE WHEN c.last_run_at IS NULL
+                                 OR (excluded.last_run_at, excluded.last_run_id)
+                                    > (c.last_run_at, c.last_run_id)
+                               THEN excluded.last_run_id ELSE c.last_run_id END,
+            last_run_at = greatest(c.last_run_at, excluded.last_run_at)
+        "#
+    )
+}
+
 /// Queues runs, counts them on their flows and wakes the workers, in the caller's transaction:
 /// three statements however many runs there are.
 pub async fn insert_runs(db: &mut PgConnection, runs: &[&NewRun]) -> sqlx::Result<()> {
@@ -283,24 +314,12 @@ pub async fn insert_runs(db: &mut PgConnection, runs: &[&NewRun]) -> sqlx::Resul
     .execute(&mut *db)
     .await?;
     // One row per flow: its number of new runs and the newest of them.
-    sqlx::query(
-        r#"
-        UPDATE flows f
-        SET run_count = f.run_count + c.n, last_run_id = c.last_id, last_run_at = c.last_at
-        FROM (
-            SELECT DISTINCT ON (flow_id) flow_id, count(*) OVER (PARTITION BY flow_id) AS n,
-                   id AS last_id, start_time AS last_at
-            FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[]) AS r(id, flow_id, start_time)
-            ORDER BY flow_id, start_time DESC, id DESC
-        ) c
-        WHERE f.id = c.flow_id
-        "#,
-    )
-    .bind(&ids)
-    .bind(&flows)
-    .bind(&starts)
-    .execute(&mut *db)
-    .await?;
+    let sql = format!(
+        "WITH stored AS (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[]) \
+         AS r(id, flow_id, start_time)) {}",
+        count_runs(SHARED_SLOT, "stored")
+    );
+    sqlx::query(&sql).bind(&ids).bind(&flows).bind(&starts).execute(&mut *db).await?;
     sqlx::query("SELECT pg_notify($1, '')").bind(RUNS_CHANNEL).execute(db).await.map(drop)
 }
 
@@ -320,6 +339,7 @@ pub struct Executed {
 /// and so one commit, for the whole batch.
 pub async fn accept_runs(
     db: &PgPool,
+    slot: i16,
     runs: &[(&NewRun, Option<&Executed>)],
 ) -> sqlx::Result<HashSet<Uuid>> {
     if runs.is_empty() {
@@ -383,20 +403,14 @@ pub async fn accept_runs(
             WHERE r.run_model = 'test' OR f.status = 'enable'
             RETURNING id, flow_id, start_time
         ), counted AS (
-            UPDATE flows f
-            SET run_count = f.run_count + c.n, last_run_id = c.last_id, last_run_at = c.last_at
-            FROM (
-                SELECT DISTINCT ON (flow_id) flow_id, count(*) OVER (PARTITION BY flow_id) AS n,
-                       id AS last_id, start_time AS last_at
-                FROM stored ORDER BY flow_id, start_time DESC, id DESC
-            ) c
-            WHERE f.id = c.flow_id
+            {}
         ), steps AS (
             INSERT INTO run_steps ({STEP_FIELDS})
             SELECT s.* FROM {} WHERE s.run_id IN (SELECT id FROM stored)
         )
         SELECT id FROM stored
         "#,
+        count_runs(slot, "stored"),
         step_unnest(13)
     );
     let query = sqlx::query(&sql)
@@ -806,7 +820,7 @@ pub async fn find_run_end(
 /// Deletes runs that started before `before`, in bounded batches; returns how many went.
 pub async fn prune_runs(db: impl PgExecutor<'_>, before: DateTime<Utc>) -> sqlx::Result<u64> {
     // The flows' run counters follow, so R2's unfiltered total stays the number of runs kept.
-    let deleted: i64 = sqlx::query_scalar(
+    let deleted: i64 = sqlx::query_scalar(&format!(
         r#"
         WITH gone AS (
             DELETE FROM runs WHERE id IN (
@@ -816,12 +830,13 @@ pub async fn prune_runs(db: impl PgExecutor<'_>, before: DateTime<Utc>) -> sqlx:
         ), counted AS (
             SELECT flow_id, count(*) AS n FROM gone GROUP BY flow_id
         ), recounted AS (
-            UPDATE flows f SET run_count = greatest(f.run_count - c.n, 0)
-            FROM counted c WHERE f.id = c.flow_id
+            INSERT INTO flow_run_counts AS c (flow_id, slot, runs)
+            SELECT flow_id, {SHARED_SLOT}, -n FROM counted
+            ON CONFLICT (flow_id, slot) DO UPDATE SET runs = c.runs + excluded.runs
         )
         SELECT coalesce(sum(n), 0)::bigint FROM counted
-        "#,
-    )
+        "#
+    ))
     .bind(before)
     .fetch_one(db)
     .await?;
