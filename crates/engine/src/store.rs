@@ -819,14 +819,17 @@ pub async fn find_run_end(
 
 /// Deletes runs that started before `before`, in bounded batches; returns how many went.
 pub async fn prune_runs(db: impl PgExecutor<'_>, before: DateTime<Utc>) -> sqlx::Result<u64> {
-    // The flows' run counters follow, so R2's unfiltered total stays the number of runs kept.
+    // Their step records go with them, and the flows' run counts follow, so R2's unfiltered
+    // total stays the number of runs kept.
     let deleted: i64 = sqlx::query_scalar(&format!(
         r#"
         WITH gone AS (
             DELETE FROM runs WHERE id IN (
                 SELECT id FROM runs WHERE start_time < $1 AND status IN ('success', 'fail')
                 LIMIT 10000)
-            RETURNING flow_id
+            RETURNING id, flow_id
+        ), steps AS (
+            DELETE FROM run_steps WHERE run_id IN (SELECT id FROM gone)
         ), counted AS (
             SELECT flow_id, count(*) AS n FROM gone GROUP BY flow_id
         ), recounted AS (
