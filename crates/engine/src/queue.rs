@@ -148,14 +148,14 @@ impl Dispatcher {
         Some(listener)
     }
 
-    // FIXME: every run costs a claim commit of its own kind between its insert and its end, and
-    // three non-HOT versions of its `runs` row (insert, claim, finish: `status` is in the
-    // partial index predicate), each adding entries to four indexes. Under 8 closed-loop
-    // clients claims and completions carry about one run each (docs/benchmarks.md, scenarios 1
-    // and 2), so a run costs about 2.4 commits and 0.75-1.1 ms of PostgreSQL CPU, and a sync hook
-    // waits for three durable commits in a row. Runs accepted by this process could be inserted
-    // already leased to it and handed to a local slot directly (the queue remaining the way
-    // back after a crash), which removes the claim commit, the NOTIFY hop and one row version.
+    // FIXME: a queued run (one whose flow has an external step; self-contained flows run where
+    // they are accepted, see `runs`) costs a claim commit of its own between its insert and
+    // its end, and three non-HOT versions of its `runs` row (insert, claim, finish: `status`
+    // is in the partial index predicate). Under closed-loop clients claims and completions
+    // carry about one run each, and a sync hook of such a flow waits for three durable commits
+    // in a row. Runs accepted by this process could be inserted already leased to it and
+    // handed to a local slot directly (the queue remaining the way back after a crash), which
+    // removes the claim commit, the NOTIFY hop and one row version.
     async fn claim(&self) -> Vec<ClaimedRun> {
         let free = self.slots.available_permits();
         if free == 0 {
