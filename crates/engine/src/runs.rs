@@ -139,7 +139,7 @@ impl Submitter {
                 _ => self.load(store::find_flow(&self.db, project_id, flow_id, false)).await?,
             };
             let input = as_hook_request(&flow, input.clone());
-            match self.enqueue(&flow, mode, input, Uuid::new_v4()).await {
+            match self.enqueue(&flow, mode, input, new_run_id()).await {
                 Err(SubmitError::Stale) => self.flows.forget(flow.id),
                 done => return done,
             }
@@ -168,7 +168,7 @@ impl Submitter {
                 return Err(SubmitError::FlowNotFound);
             }
             let input = as_hook_request(&flow, input.clone());
-            match self.enqueue(&flow, RunMode::Auto, input, Uuid::new_v4()).await {
+            match self.enqueue(&flow, RunMode::Auto, input, new_run_id()).await {
                 Err(SubmitError::Stale) => self.flows.forget(flow.id),
                 done => return done,
             }
@@ -375,6 +375,12 @@ fn hook_trigger(definition: &Value) -> Option<&Value> {
     let steps = definition.get("steps")?.as_array()?;
     let call = steps.iter().map(|s| &s["call"]).find(|c| c["triggerRef"].is_object())?;
     (call["connectorRef"] == HTTP_TRIGGER_CONNECTOR).then(|| &call["triggerRef"])
+}
+
+/// A new run id: time-ordered (UUIDv7), so the run and step-record indexes keyed by it take
+/// new entries at their right edge instead of on random pages.
+pub fn new_run_id() -> Uuid {
+    Uuid::now_v7()
 }
 
 /// Whether `text` can be a webhook id (the server assigns 32 hex digits); anything else names

@@ -19,7 +19,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 use workbench_engine::completion::RunResult;
 use workbench_engine::connectors::HookAuth;
-use workbench_engine::runs::{Hook, SubmitError};
+use workbench_engine::runs::{self, Hook, SubmitError};
 use workbench_engine::RunStatus;
 
 use crate::auth::{self, Caller};
@@ -82,7 +82,7 @@ async fn serve(state: &AppState, webhook: &str, req: Request) -> ApiResult<Respo
 
     let mut attempts = 0;
     let (run_id, submitted) = loop {
-        let run_id = Uuid::new_v4();
+        let run_id = runs::new_run_id();
         let waiter = (!hook.settings.asynchronous).then(|| state.completions.register(run_id));
         match state.runs.submit_hook(&hook, run_id, input.clone()).await {
             Ok(submitted) => break (run_id, (submitted, waiter)),
