@@ -33,12 +33,26 @@ pub struct RunResult {
 }
 
 /// The runs callers of this process wait for, by run id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Completions {
     waiters: Mutex<HashMap<Uuid, oneshot::Sender<RunResult>>>,
+    /// Names this process in the announcements its workers send, so that its listener can
+    /// leave its own runs to the in-process hand-over.
+    process: Uuid,
+}
+
+impl Default for Completions {
+    fn default() -> Self {
+        Completions { waiters: Mutex::default(), process: Uuid::new_v4() }
+    }
 }
 
 impl Completions {
+    /// The id this process's announcements carry.
+    pub fn process(&self) -> Uuid {
+        self.process
+    }
+
     /// Starts waiting for `run_id`; register before queueing the run so its end is not missed.
     pub fn register(self: &Arc<Self>, run_id: Uuid) -> Waiter {
         let (tx, rx) = oneshot::channel();
@@ -121,7 +135,10 @@ pub fn listen(
                 _ = stop.changed() => break,
             };
             let id = match notification {
-                Ok(n) => Uuid::parse_str(n.payload()).ok(),
+                Ok(n) => parse_announcement(n.payload())
+                    // A run of this process's own workers is handed over in process.
+                    .filter(|(_, process)| *process != completions.process())
+                    .map(|(id, _)| id),
                 Err(e) => {
                     tracing::warn!(error = %e, "finished-run notifications interrupted");
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -129,10 +146,6 @@ pub fn listen(
                 }
             };
             let Some(id) = id.filter(|id| completions.is_waiting(*id)) else { continue };
-            // FIXME: the notification of a run this process's own worker finished often arrives
-            // before the worker's in-process hand-over, so the end is read again for nothing
-            // (27 of 50 sync hook calls in docs/benchmarks.md, scenario 2). Sending the
-            // finishing process's id in the payload would let the listener skip its own runs.
             match store::find_run_end(&db, id).await {
                 Ok(Some(end)) => {
                     completions.complete(id, end);
@@ -144,8 +157,27 @@ pub fn listen(
     })
 }
 
+/// `<run id> <process id>`, as `store::announce_ends` sends it.
+fn parse_announcement(payload: &str) -> Option<(Uuid, Uuid)> {
+    let (run, process) = payload.split_once(' ')?;
+    Some((Uuid::parse_str(run).ok()?, Uuid::parse_str(process).ok()?))
+}
+
 async fn connect(db: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(db).await?;
     listener.listen(RUN_DONE_CHANNEL).await?;
     Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_name_the_run_and_the_process() {
+        let (run, process) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(parse_announcement(&format!("{run} {process}")), Some((run, process)));
+        assert_eq!(parse_announcement(&run.to_string()), None);
+        assert_eq!(parse_announcement("x y"), None);
+    }
 }

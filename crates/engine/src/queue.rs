@@ -318,7 +318,7 @@ async fn complete_batches(
 ) {
     let mut batch = Vec::with_capacity(COMPLETION_BATCH);
     while completions.recv_many(&mut batch, COMPLETION_BATCH).await > 0 {
-        match record_retrying(&db, owner, &batch).await {
+        match record_retrying(&db, owner, waiters.process(), &batch).await {
             Ok(recorded) => wake(&waiters, &mut batch, &recorded),
             Err(e) if is_data_error(&e) => {
                 tracing::warn!(error = %e, runs = batch.len(), "recording runs one by one");
@@ -335,7 +335,7 @@ async fn complete_batches(
 /// Records one run; when PostgreSQL refuses its data, records it as failed without its steps.
 async fn record_alone(db: &PgPool, owner: Uuid, waiters: &Completions, c: &mut Completion) {
     let one = std::slice::from_mut(c);
-    match record_retrying(db, owner, one).await {
+    match record_retrying(db, owner, waiters.process(), one).await {
         Ok(recorded) => return wake(waiters, one, &recorded),
         Err(e) if is_data_error(&e) => {
             let run = one[0].end.run_id;
@@ -349,7 +349,7 @@ async fn record_alone(db: &PgPool, owner: Uuid, waiters: &Completions, c: &mut C
     refused.end.response = None;
     refused.end.message =
         Some("the run's step records could not be stored: PostgreSQL refused their data".into());
-    match record_retrying(db, owner, one).await {
+    match record_retrying(db, owner, waiters.process(), one).await {
         Ok(recorded) => wake(waiters, one, &recorded),
         Err(e) => give_back(db, owner, one, &e).await,
     }
@@ -359,12 +359,13 @@ async fn record_alone(db: &PgPool, owner: Uuid, waiters: &Completions, c: &mut C
 async fn record_retrying(
     db: &PgPool,
     owner: Uuid,
+    process: Uuid,
     batch: &[Completion],
 ) -> sqlx::Result<HashSet<Uuid>> {
     let mut delay = Duration::from_millis(100);
     let mut attempt = 1;
     loop {
-        match record_batch(db, owner, batch).await {
+        match record_batch(db, owner, process, batch).await {
             Ok(recorded) => return Ok(recorded),
             Err(e) if attempt < 5 && !is_data_error(&e) => {
                 tracing::warn!(error = %e, attempt, "recording finished runs failed; retrying");
@@ -411,6 +412,7 @@ fn wake(waiters: &Completions, batch: &mut [Completion], recorded: &HashSet<Uuid
 async fn record_batch(
     db: &PgPool,
     owner: Uuid,
+    process: Uuid,
     batch: &[Completion],
 ) -> sqlx::Result<HashSet<Uuid>> {
     let ids: Vec<Uuid> = batch.iter().map(|c| c.end.run_id).collect();
@@ -427,7 +429,7 @@ async fn record_batch(
     let ends: Vec<RunEnd> = mine().map(|c| c.end.clone()).collect();
     store::finish_runs(&mut *tx, owner, &ends).await?;
     let recorded: Vec<Uuid> = ends.iter().map(|e| e.run_id).collect();
-    store::announce_ends(&mut *tx, &recorded).await?;
+    store::announce_ends(&mut *tx, &recorded, process).await?;
     tx.commit().await?;
     Ok(owned)
 }

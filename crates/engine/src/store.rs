@@ -785,14 +785,20 @@ pub async fn finish_runs(
 }
 
 /// Announces on [`RUN_DONE_CHANNEL`] that these runs ended, once the transaction commits: one
-/// notification per run, its id as the payload.
-pub async fn announce_ends(db: impl PgExecutor<'_>, run_ids: &[Uuid]) -> sqlx::Result<()> {
+/// notification per run, `<run id> <process id>` (the finishing process's
+/// `Completions::process`) as the payload.
+pub async fn announce_ends(
+    db: impl PgExecutor<'_>,
+    run_ids: &[Uuid],
+    process: Uuid,
+) -> sqlx::Result<()> {
     if run_ids.is_empty() {
         return Ok(());
     }
-    sqlx::query("SELECT pg_notify($1, id::text) FROM UNNEST($2::uuid[]) AS id")
+    sqlx::query("SELECT pg_notify($1, id::text || ' ' || $3::text) FROM UNNEST($2::uuid[]) AS id")
         .bind(RUN_DONE_CHANNEL)
         .bind(run_ids)
+        .bind(process)
         .execute(db)
         .await
         .map(drop)
