@@ -37,6 +37,8 @@ pub struct SchedulerConfig {
     pub batch: i64,
     /// The size of a pass's first batch: smaller, so the earliest fires commit sooner.
     pub first_batch: i64,
+    /// Batches written at once, each on its own connection, after the first.
+    pub lanes: usize,
 }
 
 impl Default for SchedulerConfig {
@@ -46,6 +48,7 @@ impl Default for SchedulerConfig {
             misfire_grace: Duration::from_secs(10),
             batch: 1000,
             first_batch: 100,
+            lanes: 2,
         }
     }
 }
@@ -152,7 +155,21 @@ impl Scheduler {
     /// Fires every due schedule this process can lock, batch after batch. Each batch commits
     /// on its own, so the earliest fires are not held back by the later ones.
     async fn fire_due(&self) -> sqlx::Result<usize> {
-        let mut limit = self.config.first_batch.clamp(1, self.config.batch.max(1));
+        let batch = self.config.batch.max(1);
+        let first = self.config.first_batch.clamp(1, batch);
+        let locked = self.fire_batch(first).await?;
+        if (locked as i64) < first {
+            return Ok(locked);
+        }
+        // The rest on several connections at once: SKIP LOCKED gives each batch schedules of
+        // its own, and PostgreSQL writes them on more than one core.
+        let lanes = (0..self.config.lanes.max(1)).map(|_| self.drain(batch));
+        let drained = futures::future::try_join_all(lanes).await?;
+        Ok(locked + drained.iter().sum::<usize>())
+    }
+
+    /// Fires batches of `limit` until one comes back short; returns the schedules locked.
+    async fn drain(&self, limit: i64) -> sqlx::Result<usize> {
         let mut locked = 0;
         loop {
             let n = self.fire_batch(limit).await?;
@@ -160,7 +177,6 @@ impl Scheduler {
             if (n as i64) < limit {
                 return Ok(locked);
             }
-            limit = self.config.batch.max(1);
         }
     }
 
