@@ -154,6 +154,15 @@ impl Scheduler {
 
     /// Fires every due schedule this process can lock, batch after batch. Each batch commits
     /// on its own, so the earliest fires are not held back by the later ones.
+    ///
+    /// FIXME: with 10,000 schedules due in the same second the last still fires 1-2 s late
+    /// (docs/benchmarks.md, scenario 6; target 100 ms). The writes are the cost: per fire two
+    /// row locks and four rows (claim, run, flow counter, schedule), about 160 µs of
+    /// PostgreSQL time on the 2-core benchmark machine, shared with the runs already queued.
+    /// The target needs about 10 µs per fire; bigger batches do not get there. Locking,
+    /// claiming and advancing a burst just before its fire time would leave only the runs
+    /// and counters for after it (about half the work); the rest needs fewer rows and index
+    /// entries written per run.
     async fn fire_due(&self) -> sqlx::Result<usize> {
         let batch = self.config.batch.max(1);
         let first = self.config.first_batch.clamp(1, batch);
