@@ -1,11 +1,15 @@
 //! Schedule triggers end to end: DST through the preview route, firing, disabling and
-//! re-arming, refusal of impossible schedules, and two processes sharing one database.
+//! re-arming, refusal of impossible schedules, misfires, and several processes (or loops)
+//! sharing one database.
 
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use tokio::sync::watch;
+use workbench_scheduler::SchedulerConfig;
 
 use crate::crash::{start_process, terminate};
 use crate::support::{temp_dir, TestApp};
@@ -226,4 +230,112 @@ async fn two_processes_on_one_database_fire_each_second_once() {
     db.close().await;
     assert!(terminate(&mut first).success());
     assert!(terminate(&mut second).success());
+}
+
+#[tokio::test]
+async fn three_schedulers_in_small_batches_fire_each_second_of_many_flows_once() {
+    let app = TestApp::spawn().await;
+    let db = pool(&app).clone();
+    // Two more loops beside the server's, in batches of a few schedules, so the batches of
+    // all three interleave over the same due rows.
+    let (stop, stopped) = watch::channel(false);
+    let small = SchedulerConfig { batch: 3, first_batch: 1, ..SchedulerConfig::default() };
+    let extra = [
+        workbench_scheduler::start(db.clone(), small.clone(), stopped.clone()),
+        workbench_scheduler::start(db.clone(), small, stopped),
+    ];
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        ids.push(app.create_flow(&scheduled(&format!("many {i}"), "repeat", every_second())).await);
+    }
+    for id in &ids {
+        set_enabled(&app, id, true).await;
+    }
+    let seconds = 4;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    for id in &ids {
+        set_enabled(&app, id, false).await;
+    }
+    stop.send(true).unwrap();
+    for loop_task in extra {
+        loop_task.await.unwrap();
+    }
+
+    let mut all = Vec::new();
+    for id in &ids {
+        let runs = fired(&db, id).await;
+        let n = runs.len() as u64;
+        assert!((seconds - 1..=seconds + 2).contains(&n), "{id}: {n} runs in {seconds} s");
+        all.extend(runs.into_iter().map(|(_, at)| (id.clone(), at)));
+    }
+    let fires = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), fires, "a fire time ran twice");
+    let claimed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM schedule_fires").fetch_one(&db).await.unwrap();
+    assert_eq!(claimed as usize, fires);
+}
+
+#[tokio::test]
+async fn fire_times_missed_while_down_run_as_the_misfire_policy_says() {
+    let app = TestApp::spawn().await;
+    let db = pool(&app).clone();
+    let minutely = |misfire: &str| {
+        json!({"first_run": "2020-01-01T00:00:00", "every": 1, "unit": "minute",
+               "misfire": misfire, "misfire_max": 3})
+    };
+    let all = app.create_flow(&scheduled("all", "repeat", minutely("all"))).await;
+    let skip = app.create_flow(&scheduled("skip", "repeat", minutely("skip"))).await;
+    for id in [&all, &skip] {
+        set_enabled(&app, id, true).await;
+    }
+    let armed = "SELECT count(*) FROM schedules WHERE state = 'armed'";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sqlx::query_scalar::<_, i64>(armed).fetch_one(&db).await.unwrap() < 2 {
+        assert!(Instant::now() < deadline, "the schedules were never armed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // As if the server had been down for ten minutes: both are due ten fire times ago.
+    let rows: Vec<(uuid::Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "UPDATE schedules SET next_fire_at = next_fire_at - interval '10 minutes' \
+         RETURNING flow_id, next_fire_at + interval '10 minutes'",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_notify('workbench_schedules', '')").execute(&db).await.unwrap();
+    let next = |id: &str| rows.iter().find(|(f, _)| f.to_string() == id).unwrap().1;
+    let caught_up = "SELECT count(*) FROM schedules s \
+                     JOIN UNNEST($1::uuid[], $2::timestamptz[]) AS n(flow_id, at) \
+                     ON s.flow_id = n.flow_id AND s.next_fire_at >= n.at";
+    let (flows, nexts): (Vec<_>, Vec<_>) = rows.iter().copied().unzip();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let query = sqlx::query_scalar::<_, i64>(caught_up).bind(&flows).bind(&nexts);
+        if query.fetch_one(&db).await.unwrap() == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the missed fire times were not handled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for id in [&all, &skip] {
+        set_enabled(&app, id, false).await;
+    }
+
+    // Minutes before the flow's next fire time that ran, latest last; the last one may have
+    // been on time (within the grace).
+    let minutes_before = |id: &str, runs: Vec<(i32, String)>| -> Vec<i64> {
+        let next = next(id);
+        let times = runs.iter().map(|(_, at)| DateTime::parse_from_rfc3339(at).unwrap());
+        let mut ran: Vec<_> =
+            times.filter(|at| *at < next).map(|at| (next - at.to_utc()).num_minutes()).collect();
+        ran.sort_unstable_by(|a, b| b.cmp(a));
+        ran
+    };
+    let all_ran = minutes_before(&all, fired(&db, &all).await);
+    assert!(all_ran == [3, 2, 1] || all_ran == [4, 3, 2, 1], "all, at most 3: {all_ran:?}");
+    let skip_ran = minutes_before(&skip, fired(&db, &skip).await);
+    assert!(skip_ran.is_empty() || skip_ran == [1], "skip: {skip_ran:?}");
 }

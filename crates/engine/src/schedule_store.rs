@@ -155,43 +155,59 @@ pub async fn lock_due(
     .await
 }
 
-/// Claims one fire time for a run; false when it was already claimed (someone fired it).
-pub async fn claim_fire(
-    db: impl PgExecutor<'_>,
-    flow_id: Uuid,
-    fire_time: DateTime<Utc>,
-    run_id: Uuid,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        r#"
-        INSERT INTO schedule_fires (flow_id, fire_time, run_id) VALUES ($1, $2, $3)
-        ON CONFLICT ON CONSTRAINT schedule_fires_key DO NOTHING
-        "#,
-    )
-    .bind(flow_id)
-    .bind(fire_time)
-    .bind(run_id)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected() == 1)
+/// A fire time to claim for the run that will carry it.
+#[derive(Debug, Clone, Copy)]
+pub struct FireClaim {
+    pub flow_id: Uuid,
+    pub fire_time: DateTime<Utc>,
+    pub run_id: Uuid,
 }
 
-/// Moves an armed schedule to its next fire time (`None`: it has ended).
-pub async fn advance(
-    db: impl PgExecutor<'_>,
-    flow_id: Uuid,
-    next_fire_at: Option<DateTime<Utc>>,
-) -> sqlx::Result<()> {
-    sqlx::query(
+/// Claims fire times in one statement; returns the run ids of those claimed now. A fire time
+/// claimed before (someone fired it) is left alone and its run id is not returned.
+pub async fn claim_fires(db: impl PgExecutor<'_>, fires: &[FireClaim]) -> sqlx::Result<Vec<Uuid>> {
+    if fires.is_empty() {
+        return Ok(Vec::new());
+    }
+    let flows: Vec<Uuid> = fires.iter().map(|f| f.flow_id).collect();
+    let times: Vec<DateTime<Utc>> = fires.iter().map(|f| f.fire_time).collect();
+    let runs: Vec<Uuid> = fires.iter().map(|f| f.run_id).collect();
+    sqlx::query_scalar(
         r#"
-        UPDATE schedules
-        SET next_fire_at = $2,
-            state = CASE WHEN $2::timestamptz IS NULL THEN 'ended' ELSE 'armed' END
-        WHERE flow_id = $1
+        INSERT INTO schedule_fires (flow_id, fire_time, run_id)
+        SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::uuid[])
+        ON CONFLICT ON CONSTRAINT schedule_fires_key DO NOTHING
+        RETURNING run_id
         "#,
     )
-    .bind(flow_id)
-    .bind(next_fire_at)
+    .bind(&flows)
+    .bind(&times)
+    .bind(&runs)
+    .fetch_all(db)
+    .await
+}
+
+/// Moves armed schedules to their next fire times in one statement (`None`: it has ended).
+pub async fn advance(
+    db: impl PgExecutor<'_>,
+    next: &[(Uuid, Option<DateTime<Utc>>)],
+) -> sqlx::Result<()> {
+    if next.is_empty() {
+        return Ok(());
+    }
+    let flows: Vec<Uuid> = next.iter().map(|(flow, _)| *flow).collect();
+    let times: Vec<Option<DateTime<Utc>>> = next.iter().map(|(_, at)| *at).collect();
+    sqlx::query(
+        r#"
+        UPDATE schedules s
+        SET next_fire_at = n.at,
+            state = CASE WHEN n.at IS NULL THEN 'ended' ELSE 'armed' END
+        FROM UNNEST($1::uuid[], $2::timestamptz[]) AS n(flow_id, at)
+        WHERE s.flow_id = n.flow_id
+        "#,
+    )
+    .bind(&flows)
+    .bind(&times)
     .execute(db)
     .await
     .map(drop)
