@@ -296,7 +296,11 @@ fn plan_batch(due: &[DueSchedule], now: DateTime<Utc>, grace: chrono::Duration) 
             tracing::info!(%flow, skipped, "missed fire times not run");
         }
         let fires = plan.fires.into_iter();
-        batch.fires.extend(fires.map(|at| PlannedFire { schedule, at, run_id: Uuid::new_v4() }));
+        batch.fires.extend(fires.map(|at| PlannedFire {
+            schedule,
+            at,
+            run_id: workbench_engine::runs::new_run_id(),
+        }));
         batch.next.push((schedule.flow_id, plan.next));
     }
     batch
