@@ -13,7 +13,7 @@ use workbench_api::{tenancy, ApiConfig, AppState};
 use workbench_engine::completion;
 use workbench_engine::connections::DbConnections;
 use workbench_engine::graphs::FlowGraphs;
-use workbench_engine::queue::{self, WorkerConfig};
+use workbench_engine::queue::{self, WorkerConfig, Workers};
 use workbench_engine::{Engine, Limits};
 use workbench_scheduler::SchedulerConfig;
 
@@ -78,8 +78,16 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let connections = Arc::new(DbConnections::new(db.pool.clone(), sealer.clone()));
     let engine = Arc::new(Engine::new(registry.clone(), connections, Limits::default()));
     let graphs = Arc::new(FlowGraphs::default());
+    let worker_config = WorkerConfig {
+        concurrency: settings.workers,
+        lease: settings.run_lease,
+        poll: settings.run_lease.min(WorkerConfig::default().poll),
+        ..WorkerConfig::default()
+    };
+    let run_workers = Workers::new(worker_config);
     let mut state = AppState::new(db.pool.clone(), config, sealer, registry);
-    state.runs = state.runs.executing(engine.clone(), graphs.clone());
+    state.runs =
+        state.runs.executing(engine.clone(), graphs.clone()).handing_to(run_workers.local());
     let app = workbench_api::app(state.clone());
 
     let listener = tokio::net::TcpListener::bind(settings.bind)
@@ -87,16 +95,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .with_context(|| format!("binding {}", settings.bind))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let worker_config = WorkerConfig {
-        concurrency: settings.workers,
-        lease: settings.run_lease,
-        poll: settings.run_lease.min(WorkerConfig::default().poll),
-        ..WorkerConfig::default()
-    };
     let completions = state.completions.clone();
     let run_ends = completion::listen(db.pool.clone(), completions.clone(), stopped.clone());
     let workers =
-        queue::start(db.pool.clone(), engine, graphs, completions, worker_config, stopped.clone());
+        queue::start(db.pool.clone(), engine, graphs, completions, run_workers, stopped.clone());
     if settings.history_retention_days > 0 {
         let retention = Duration::from_secs(u64::from(settings.history_retention_days) * 86_400);
         tokio::spawn(queue::prune_history(db.pool.clone(), retention, stopped.clone()));

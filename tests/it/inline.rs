@@ -162,3 +162,32 @@ async fn a_replica_checks_a_hook_with_the_flows_current_settings() {
     let answer = call().await;
     assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{:?}", answer.text().await);
 }
+
+#[tokio::test]
+async fn runs_beyond_the_free_slots_wait_in_the_queue() {
+    // One worker slot: the first run is handed to it directly, the others are queued and
+    // claimed as the slot frees.
+    let app = TestApp::spawn_with(|s| s.workers = 1).await;
+    let slow = flow(
+        "one slot",
+        vec![
+            trigger(&["wait"]),
+            step("wait", "Delay", "delay", json!({"ms": 300}), &["x"]),
+            step(
+                "x",
+                "DataTransform",
+                "transform",
+                json!({"value": "{{ $.trigger.body.n }}"}),
+                &[],
+            ),
+        ],
+    );
+    let flow_id = app.create_flow(&slow).await;
+    app.post(&format!("/v1/{{p}}/flows/{flow_id}/enable"), &json!({})).await;
+    let runs = futures::future::join_all((0..4).map(|n| app.run(&flow_id, json!({"n": n})))).await;
+    for (n, run_id) in runs.iter().enumerate() {
+        let done = app.wait_run(&flow_id, run_id, Duration::from_secs(30)).await;
+        assert_eq!(done["status"], "success", "{done}");
+        assert_eq!(done["steps"][2]["output"], n, "{done}");
+    }
+}

@@ -1,11 +1,13 @@
 //! The run workers of one process: claim queued runs from PostgreSQL, execute them, record
 //! the outcome.
 //!
-//! One dispatcher per process claims runs with `FOR UPDATE SKIP LOCKED` (so any number of
-//! processes can share the queue), up to the number of free execution slots, and sleeps on
-//! `LISTEN` until a run is queued; a slow poll only recovers runs whose worker died (their
-//! lease expired). A heartbeat extends the leases of the runs being executed. A resumed run
-//! replays the step records its previous worker made durable and continues after them.
+//! A run this process accepts while one of its slots is free is stored leased to it and handed
+//! to that slot directly ([`LocalWorkers`]). Other runs wait in the queue: one dispatcher per
+//! process claims them with `FOR UPDATE SKIP LOCKED` (so any number of processes can share the
+//! queue), up to the number of free execution slots, and sleeps on `LISTEN` until a run is
+//! queued; a slow poll only recovers runs whose worker died (their lease expired). A heartbeat
+//! extends the leases of the runs being executed. A resumed run replays the step records its
+//! previous worker made durable and continues after them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -50,6 +52,66 @@ impl Default for WorkerConfig {
     }
 }
 
+/// The run workers of a process before they start: made first so that the submitter can be
+/// given their [`LocalWorkers`].
+pub struct Workers {
+    local: LocalWorkers,
+    handed: mpsc::UnboundedReceiver<(ClaimedRun, OwnedSemaphorePermit)>,
+    config: WorkerConfig,
+}
+
+impl Workers {
+    pub fn new(config: WorkerConfig) -> Workers {
+        let (hand, handed) = mpsc::unbounded_channel();
+        let local = LocalWorkers {
+            owner: Uuid::new_v4(),
+            lease: config.lease,
+            slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            hand,
+        };
+        Workers { local, handed, config }
+    }
+
+    pub fn local(&self) -> LocalWorkers {
+        self.local.clone()
+    }
+}
+
+/// The workers of this process as the submitter sees them: a run it accepts while a slot is
+/// free is stored already leased to them and handed over directly, without the queue's claim
+/// commit and wake-up. The lease keeps such a run recoverable: if this process dies, another
+/// claims it once the lease expires, as any claimed run.
+#[derive(Clone, Debug)]
+pub struct LocalWorkers {
+    owner: Uuid,
+    lease: Duration,
+    slots: Arc<Semaphore>,
+    hand: mpsc::UnboundedSender<(ClaimedRun, OwnedSemaphorePermit)>,
+}
+
+impl LocalWorkers {
+    /// The lease owner runs handed over here are stored with.
+    pub fn owner(&self) -> Uuid {
+        self.owner
+    }
+
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// A free slot, held for a run about to be accepted; `None` when all are busy (the run
+    /// is then queued for whichever worker frees first).
+    pub fn reserve(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Hands a stored, leased run to its reserved slot. `false` once the workers have stopped;
+    /// the run is then claimed elsewhere when its lease expires.
+    pub fn hand_over(&self, run: ClaimedRun, slot: OwnedSemaphorePermit) -> bool {
+        self.hand.send((run, slot)).is_ok()
+    }
+}
+
 /// Starts the dispatcher; it returns once `stop` turns true and in-flight runs are settled.
 /// The end of every run it records is handed to `completions`.
 pub fn start(
@@ -57,20 +119,21 @@ pub fn start(
     engine: Arc<Engine>,
     graphs: Arc<FlowGraphs>,
     completions: Arc<Completions>,
-    config: WorkerConfig,
+    workers: Workers,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let Workers { local, handed, config } = workers;
     let dispatcher = Dispatcher {
         db,
         engine,
         completions,
-        owner: Uuid::new_v4(),
-        slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
+        owner: local.owner,
+        slots: local.slots,
         freed: Arc::new(Notify::new()),
         graphs,
         config,
     };
-    tokio::spawn(dispatcher.run(stop))
+    tokio::spawn(dispatcher.run(handed, stop))
 }
 
 struct Dispatcher {
@@ -85,7 +148,11 @@ struct Dispatcher {
 }
 
 impl Dispatcher {
-    async fn run(self, mut stop: watch::Receiver<bool>) {
+    async fn run(
+        self,
+        mut handed: mpsc::UnboundedReceiver<(ClaimedRun, OwnedSemaphorePermit)>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut listener = self.listen().await;
         let mut tasks = JoinSet::new();
         let heartbeat = tokio::spawn(heartbeat(self.db.clone(), self.owner, self.config.lease));
@@ -98,29 +165,44 @@ impl Dispatcher {
         ));
         tracing::info!(worker = %self.owner, concurrency = self.config.concurrency, "workers up");
 
+        // Whether to look at the queue on the next turn, and whether it may hold runs this
+        // process left there (a notification came, or the last look filled every free slot):
+        // only then is a freed slot worth a look. Runs handed over in process need none.
+        let (mut look, mut more) = (true, true);
         while !*stop.borrow() {
-            let claimed = self.claim().await;
-            let full = claimed.len() == self.slots.available_permits() && !claimed.is_empty();
-            for run in claimed {
-                let permit = self.slots.clone().acquire_owned().await.expect("semaphore open");
-                let ctx = self.context(done.clone());
-                let freed = self.freed.clone();
-                tasks.spawn(async move {
-                    ctx.execute_guarded(run).await;
-                    drop(permit);
-                    freed.notify_one();
-                });
+            if look && self.slots.available_permits() > 0 {
+                // The slots are taken before the claim: the submitter may take free ones too.
+                let slots: Vec<_> =
+                    std::iter::from_fn(|| self.slots.clone().try_acquire_owned().ok()).collect();
+                let (claimed, asked) = self.claim(slots.len()).await;
+                // Every slot asked for filled, or the look failed (nothing asked): look again.
+                more = claimed.len() == asked;
+                for (run, permit) in claimed.into_iter().zip(slots) {
+                    self.spawn(&mut tasks, &done, run, permit);
+                }
             }
             while tasks.try_join_next().is_some() {}
-            if full {
+            if more && self.slots.available_permits() > 0 {
+                look = true;
                 continue;
             }
             tokio::select! {
-                _ = wait_notification(&mut listener, self.config.poll) => {}
-                _ = self.freed.notified() => {}
+                _ = wait_notification(&mut listener, self.config.poll) => {
+                    (look, more) = (true, true);
+                }
+                _ = self.freed.notified() => look = more,
+                Some((run, permit)) = handed.recv() => {
+                    self.spawn(&mut tasks, &done, run, permit);
+                    while let Ok((run, permit)) = handed.try_recv() {
+                        self.spawn(&mut tasks, &done, run, permit);
+                    }
+                    look = false;
+                }
                 _ = stop.changed() => {}
             }
         }
+        // Runs handed over from now on stay leased to this process until the release below.
+        handed.close();
 
         // Give running runs a moment, then hand the rest back to other workers at once.
         let drained = tokio::time::timeout(self.config.grace, async {
@@ -142,32 +224,47 @@ impl Dispatcher {
         tracing::info!(worker = %self.owner, "workers stopped");
     }
 
+    /// Executes a run in the slot `permit` holds.
+    fn spawn(
+        &self,
+        tasks: &mut JoinSet<()>,
+        done: &mpsc::Sender<Completion>,
+        run: ClaimedRun,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let ctx = self.context(done.clone());
+        let freed = self.freed.clone();
+        tasks.spawn(async move {
+            ctx.execute_guarded(run).await;
+            drop(permit);
+            freed.notify_one();
+        });
+    }
+
     async fn listen(&self) -> Option<PgListener> {
         let mut listener = PgListener::connect_with(&self.db).await.ok()?;
         listener.listen(store::RUNS_CHANNEL).await.ok()?;
         Some(listener)
     }
 
-    // FIXME: a queued run (one whose flow has an external step; self-contained flows run where
-    // they are accepted, see `runs`) costs a claim commit of its own between its insert and
-    // its end, and three non-HOT versions of its `runs` row (insert, claim, finish: `status`
-    // is in the partial index predicate). Under closed-loop clients claims and completions
-    // carry about one run each, and a sync hook of such a flow waits for three durable commits
-    // in a row. Runs accepted by this process could be inserted already leased to it and
-    // handed to a local slot directly (the queue remaining the way back after a crash), which
-    // removes the claim commit, the NOTIFY hop and one row version.
-    async fn claim(&self) -> Vec<ClaimedRun> {
-        let free = self.slots.available_permits();
+    // FIXME: a run that finds no free local slot when it is accepted still costs a claim
+    // commit of its own, and every run of a flow with an external step writes its `runs` row
+    // at least twice non-HOT (insert, finish: `status` is in the partial index predicate).
+    // Claims and completions under closed-loop clients carry about one run each; completions
+    // that waited a moment for company would carry more.
+    /// Claims runs for `free` slots; returns them and how many were asked for (none when the
+    /// claim failed or no slot was free).
+    async fn claim(&self, free: usize) -> (Vec<ClaimedRun>, usize) {
         if free == 0 {
-            return Vec::new();
+            return (Vec::new(), 0);
         }
         let lease = self.config.lease.as_secs_f64();
         match store::claim_runs(&self.db, self.owner, lease, free as i64).await {
-            Ok(runs) => runs,
+            Ok(runs) => (runs, free),
             Err(e) => {
                 tracing::warn!(error = %e, "claiming runs failed");
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                Vec::new()
+                (Vec::new(), 0)
             }
         }
     }

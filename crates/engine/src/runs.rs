@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use uuid::Uuid;
 
 use crate::completion::RunResult;
@@ -30,7 +30,8 @@ use crate::connectors::{HookSettings, HTTP_TRIGGER_CONNECTOR};
 use crate::executor::{Engine, RunMode, RunRequest, RunStatus};
 use crate::graphs::FlowGraphs;
 use crate::journal::{Journal, JournalError, StepRecord};
-use crate::store::{self, Executed, FlowRow, NewRun, RunEnd};
+use crate::queue::LocalWorkers;
+use crate::store::{self, Acceptance, ClaimedRun, Executed, FlowRow, NewRun, RunEnd};
 
 /// Why a run was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -77,14 +78,25 @@ pub struct Submitter {
     queue: mpsc::Sender<Pending>,
     flows: Arc<FlowCache>,
     inline: Option<Inline>,
+    local: Option<LocalWorkers>,
 }
 
 #[derive(Debug)]
 struct Pending {
     run: NewRun,
-    executed: Option<Executed>,
-    /// Whether the run was stored, or why the batch failed.
-    done: oneshot::Sender<Result<bool, String>>,
+    how: How,
+    /// Whether the run was stored (or why the batch failed), and its reserved slot back.
+    done: oneshot::Sender<(Result<bool, String>, Option<OwnedSemaphorePermit>)>,
+}
+
+/// How a pending run is to be stored.
+#[derive(Debug)]
+enum How {
+    Queued,
+    /// Leased to this process's workers (their owner id and lease), with the slot reserved
+    /// for it.
+    Leased(OwnedSemaphorePermit, Uuid, Duration),
+    Executed(Executed),
 }
 
 /// What executing runs in place needs.
@@ -116,12 +128,18 @@ impl Submitter {
         for slot in 1..=WRITERS {
             tokio::spawn(write_batches(db.clone(), slot, pending.clone()));
         }
-        Submitter { db, queue, flows: Arc::default(), inline: None }
+        Submitter { db, queue, flows: Arc::default(), inline: None, local: None }
     }
 
     /// Executes runs of self-contained flows in place with `engine` (see the module text).
     pub fn executing(self, engine: Arc<Engine>, graphs: Arc<FlowGraphs>) -> Submitter {
         Submitter { inline: Some(Inline { engine, graphs }), ..self }
+    }
+
+    /// Hands runs that are not executed in place to this process's workers while they have
+    /// a free slot (see [`LocalWorkers`]); the others are queued.
+    pub fn handing_to(self, local: LocalWorkers) -> Submitter {
+        Submitter { local: Some(local), ..self }
     }
 
     /// Queues a run of a flow of `project_id`. A disabled flow runs only in test mode.
@@ -248,13 +266,28 @@ impl Submitter {
             flow_name: run.flow_name.clone(),
             ended,
         };
+        let local = self.local.as_ref().filter(|_| executed.is_none());
+        let (how, claimed) = match (executed, local.and_then(LocalWorkers::reserve)) {
+            (Some(executed), _) => (How::Executed(executed), None),
+            (None, Some(slot)) => {
+                let local = local.expect("a slot comes from the local workers");
+                (How::Leased(slot, local.owner(), local.lease()), Some(claimed(&run)))
+            }
+            (None, None) => (How::Queued, None),
+        };
         let (done, stored) = oneshot::channel();
         let closed = || SubmitError::Write("the run writer has stopped".into());
-        self.queue.send(Pending { run, executed, done }).await.map_err(|_| closed())?;
-        match stored.await.map_err(|_| closed())?.map_err(SubmitError::Write)? {
-            true => Ok(submitted),
-            false => Err(SubmitError::Stale),
+        self.queue.send(Pending { run, how, done }).await.map_err(|_| closed())?;
+        let (stored, slot) = stored.await.map_err(|_| closed())?;
+        if !stored.map_err(SubmitError::Write)? {
+            return Err(SubmitError::Stale);
         }
+        if let (Some(local), Some(run), Some(slot)) = (local, claimed, slot) {
+            if !local.hand_over(run, slot) {
+                tracing::warn!("the workers have stopped; the run is resumed when its lease ends");
+            }
+        }
+        Ok(submitted)
     }
 }
 
@@ -422,6 +455,27 @@ fn new_run(flow: &FlowRow, mode: RunMode, input: Value, id: Uuid) -> Result<NewR
     })
 }
 
+fn acceptance(how: &How) -> Acceptance<'_> {
+    match how {
+        How::Queued => Acceptance::Queued,
+        How::Leased(_, owner, lease) => Acceptance::Leased(*owner, *lease),
+        How::Executed(executed) => Acceptance::Executed(executed),
+    }
+}
+
+/// The run as a worker that claimed it would see it.
+fn claimed(run: &NewRun) -> ClaimedRun {
+    ClaimedRun {
+        id: run.id,
+        project_id: run.project_id.clone(),
+        flow_id: run.flow_id,
+        flow_version: run.flow_version,
+        run_model: run.run_model.clone(),
+        input: Some(run.input.clone()),
+        claims: 1,
+    }
+}
+
 /// One writer: takes whatever has gathered (waiting for the first if nothing has) and stores
 /// it as one batch. The writers take turns at the queue.
 async fn write_batches(
@@ -431,14 +485,18 @@ async fn write_batches(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while pending.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let runs: Vec<_> = batch.iter().map(|p| (&p.run, p.executed.as_ref())).collect();
+        let runs: Vec<_> = batch.iter().map(|p| (&p.run, acceptance(&p.how))).collect();
         let result = store::accept_runs(&db, slot, &runs).await.map_err(|e| e.to_string());
         if let Err(e) = &result {
             tracing::warn!(error = %e, runs = batch.len(), "storing submitted runs failed");
         }
         for p in batch.drain(..) {
             let stored = result.as_ref().map(|ids| ids.contains(&p.run.id));
-            let _ = p.done.send(stored.map_err(Clone::clone));
+            let slot = match p.how {
+                How::Leased(slot, ..) => Some(slot),
+                _ => None,
+            };
+            let _ = p.done.send((stored.map_err(Clone::clone), slot));
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -331,16 +332,27 @@ pub struct Executed {
     pub records: Vec<StepRecord>,
 }
 
-/// Stores runs accepted through the API, each queued or, with `Executed`, finished with its
-/// step records; counts them on their flows; wakes the workers if any was queued. A run is
-/// stored only while its flow is still in its project at the version it was planned with,
+/// How an accepted run is stored.
+#[derive(Debug, Clone, Copy)]
+pub enum Acceptance<'a> {
+    /// Queued for any worker.
+    Queued,
+    /// Already leased to a worker (`lease_owner`) for this long, which the caller hands it to.
+    Leased(Uuid, Duration),
+    /// Finished, with its step records.
+    Executed(&'a Executed),
+}
+
+/// Stores runs accepted through the API as each [`Acceptance`] says; counts them on their
+/// flows; wakes the workers if any was queued. A run
+/// is stored only while its flow is still in its project at the version it was planned with,
 /// and enabled unless it is a test run, so a caller that planned it from a cached flow learns
 /// that the flow changed. Returns the ids stored. Without queued runs this is one statement,
 /// and so one commit, for the whole batch.
 pub async fn accept_runs(
     db: &PgPool,
     slot: i16,
-    runs: &[(&NewRun, Option<&Executed>)],
+    runs: &[(&NewRun, Acceptance<'_>)],
 ) -> sqlx::Result<HashSet<Uuid>> {
     if runs.is_empty() {
         return Ok(HashSet::new());
@@ -358,8 +370,11 @@ pub async fn accept_runs(
     let mut responses = Vec::with_capacity(n);
     let mut starts = Vec::with_capacity(n);
     let mut ends = Vec::with_capacity(n);
+    let mut owners = Vec::with_capacity(n);
+    let mut leases = Vec::with_capacity(n);
     let mut steps = Vec::new();
-    for (run, executed) in runs {
+    let mut queued = false;
+    for (run, how) in runs {
         ids.push(run.id);
         projects.push(run.project_id.as_str());
         flows.push(run.flow_id);
@@ -368,13 +383,25 @@ pub async fn accept_runs(
         models.push(run.run_model.as_str());
         inputs.push(storable::json(&run.input));
         starts.push(run.start_time);
-        let Some(done) = executed else {
-            statuses.push("queued");
-            messages.push(None);
-            responses.push(None);
-            ends.push(None);
-            continue;
+        let done = match how {
+            Acceptance::Executed(done) => done,
+            Acceptance::Queued | Acceptance::Leased(..) => {
+                let (owner, lease) = match how {
+                    Acceptance::Leased(owner, lease) => (Some(*owner), lease.as_secs_f64()),
+                    _ => (None, 0.0),
+                };
+                queued |= owner.is_none();
+                statuses.push(if owner.is_some() { "running" } else { "queued" });
+                owners.push(owner);
+                leases.push(lease);
+                messages.push(None);
+                responses.push(None);
+                ends.push(None);
+                continue;
+            }
         };
+        owners.push(None);
+        leases.push(0.0);
         statuses.push(if done.end.success { "success" } else { "fail" });
         messages.push(done.end.message.as_deref().map(storable::text));
         responses.push(done.end.response.as_ref().map(storable::json));
@@ -384,20 +411,27 @@ pub async fn accept_runs(
     let inputs: Vec<&Value> = inputs.iter().map(AsRef::as_ref).collect();
     let messages: Vec<Option<&str>> = messages.iter().map(|m| m.as_deref()).collect();
     let responses: Vec<Option<&Value>> = responses.iter().map(|r| r.as_deref()).collect();
-    let queued = executed_count(runs) < n;
     let steps = StepColumns::new(&steps);
     let sql = format!(
         r#"
         WITH r AS (
             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::text[],
                                  $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::jsonb[],
-                                 $11::timestamptz[], $12::timestamptz[])
+                                 $11::timestamptz[], $12::timestamptz[], $13::uuid[],
+                                 $14::float8[])
                 AS r(id, project_id, flow_id, flow_version, flow_name, run_model, status, input,
-                     message, response, start_time, end_time)
+                     message, response, start_time, end_time, lease_owner, lease_secs)
         ), stored AS (
             INSERT INTO runs (id, project_id, flow_id, flow_version, flow_name, run_model,
-                              status, input, message, response, start_time, end_time)
-            SELECT r.* FROM r
+                              status, input, message, response, start_time, end_time,
+                              lease_owner, lease_until, claims)
+            SELECT r.id, r.project_id, r.flow_id, r.flow_version, r.flow_name, r.run_model,
+                   r.status, r.input, r.message, r.response, r.start_time, r.end_time,
+                   r.lease_owner,
+                   CASE WHEN r.lease_owner IS NOT NULL
+                        THEN now() + make_interval(secs => r.lease_secs) END,
+                   CASE WHEN r.lease_owner IS NOT NULL THEN 1 ELSE 0 END
+            FROM r
             JOIN flows f ON f.id = r.flow_id AND f.project_id = r.project_id
                         AND f.version = r.flow_version
             WHERE r.run_model = 'test' OR f.status = 'enable'
@@ -411,7 +445,7 @@ pub async fn accept_runs(
         SELECT id FROM stored
         "#,
         count_runs(slot, "stored"),
-        step_unnest(13)
+        step_unnest(15)
     );
     let query = sqlx::query(&sql)
         .bind(&ids)
@@ -425,7 +459,9 @@ pub async fn accept_runs(
         .bind(&messages)
         .bind(&responses)
         .bind(&starts)
-        .bind(&ends);
+        .bind(&ends)
+        .bind(&owners)
+        .bind(&leases);
     let query = steps.bind(query);
     let ids_of = |rows: Vec<sqlx::postgres::PgRow>| -> sqlx::Result<HashSet<Uuid>> {
         rows.iter().map(|row| sqlx::Row::try_get(row, 0)).collect()
@@ -438,10 +474,6 @@ pub async fn accept_runs(
     sqlx::query("SELECT pg_notify($1, '')").bind(RUNS_CHANNEL).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(stored)
-}
-
-fn executed_count(runs: &[(&NewRun, Option<&Executed>)]) -> usize {
-    runs.iter().filter(|(_, e)| e.is_some()).count()
 }
 
 /// A run claimed by a worker.
