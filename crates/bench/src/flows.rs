@@ -53,6 +53,19 @@ pub(crate) fn manual_transform_condition(name: &str) -> Value {
     json!({"name": name, "steps": steps})
 }
 
+/// The step ids of [`manual_delay_transform_condition`], in order.
+pub(crate) const FOUR_STEPS: [&str; 4] = ["trigger", "wait", "shape", "check"];
+
+/// Scenario 1's flow with a 0 ms `Delay` first: an external step, so its runs go through the
+/// run queue and its workers rather than being executed where they are accepted.
+pub(crate) fn manual_delay_transform_condition(name: &str) -> Value {
+    let mut flow = manual_transform_condition(name);
+    let steps = flow["steps"].as_array_mut().expect("steps");
+    steps[0]["transmit"] = json!(["wait"]);
+    steps.insert(1, action("wait", "Delay", "delay", json!({"ms": 0}), Value::Null, &["shape"]));
+    flow
+}
+
 /// Scenario 2: HTTP trigger (sync, no caller auth) → transform → Response.
 pub(crate) fn http_transform_response(name: &str) -> Value {
     let steps = vec![
