@@ -150,20 +150,13 @@ impl Submitter {
         mode: RunMode,
         input: Value,
     ) -> Result<Submitted, SubmitError> {
-        let mut fresh = false;
-        for _ in 0..=STALE_RETRIES {
-            let flow = match self.flows.by_id(project_id, flow_id).filter(|_| !fresh) {
-                Some(flow) if flow.status == "enable" || mode == RunMode::Test => flow,
-                _ => self.load(store::find_flow(&self.db, project_id, flow_id, false)).await?,
-            };
-            let input = as_hook_request(&flow, input.clone());
-            match self.enqueue(&flow, mode, input, new_run_id()).await {
-                Err(SubmitError::Stale) => self.flows.forget(flow.id),
-                done => return done,
+        self.submit_with(mode, input, |fresh| async move {
+            match self.flows.by_id(project_id, flow_id).filter(|_| !fresh) {
+                Some(flow) if flow.status == "enable" || mode == RunMode::Test => Ok(flow),
+                _ => self.load(store::find_flow(&self.db, project_id, flow_id, false)).await,
             }
-            fresh = true;
-        }
-        Err(SubmitError::Stale)
+        })
+        .await
     }
 
     /// Queues an automatic run of the flow of `project_id` whose webhook id is `webhook`.
@@ -173,39 +166,53 @@ impl Submitter {
         webhook: &str,
         input: Value,
     ) -> Result<Submitted, SubmitError> {
-        if !is_webhook_id(webhook) {
-            return Err(SubmitError::FlowNotFound);
-        }
-        let mut fresh = false;
-        for _ in 0..=STALE_RETRIES {
-            let flow = match self.flows.by_webhook(webhook).filter(|_| !fresh) {
-                Some(flow) if flow.status == "enable" => flow,
-                _ => self.load(store::find_flow_by_webhook(&self.db, webhook)).await?,
-            };
-            if flow.project_id != project_id {
-                return Err(SubmitError::FlowNotFound);
-            }
+        self.submit_with(RunMode::Auto, input, |fresh| async move {
+            let flow = self.by_webhook(webhook, fresh).await?;
+            (flow.project_id == project_id).then_some(flow).ok_or(SubmitError::FlowNotFound)
+        })
+        .await
+    }
+
+    /// Plans a run from the flow `lookup` gives and queues it; while the flow turns out to have
+    /// changed since it was cached, plans it again from the flow read afresh (`lookup(true)`).
+    async fn submit_with<F, Found>(
+        &self,
+        mode: RunMode,
+        input: Value,
+        lookup: F,
+    ) -> Result<Submitted, SubmitError>
+    where
+        F: Fn(bool) -> Found,
+        Found: std::future::Future<Output = Result<Arc<FlowRow>, SubmitError>>,
+    {
+        for attempt in 0..=STALE_RETRIES {
+            let flow = lookup(attempt > 0).await?;
             let input = as_hook_request(&flow, input.clone());
-            match self.enqueue(&flow, RunMode::Auto, input, new_run_id()).await {
+            match self.enqueue(&flow, mode, input, new_run_id()).await {
                 Err(SubmitError::Stale) => self.flows.forget(flow.id),
                 done => return done,
             }
-            fresh = true;
         }
         Err(SubmitError::Stale)
+    }
+
+    /// The flow whose webhook id is `webhook`, enabled from the cache, else (or with `fresh`)
+    /// as the database has it.
+    async fn by_webhook(&self, webhook: &str, fresh: bool) -> Result<Arc<FlowRow>, SubmitError> {
+        if !is_webhook_id(webhook) {
+            return Err(SubmitError::FlowNotFound);
+        }
+        match self.flows.by_webhook(webhook).filter(|_| !fresh) {
+            Some(flow) if flow.status == "enable" => Ok(flow),
+            _ => self.load(store::find_flow_by_webhook(&self.db, webhook)).await,
+        }
     }
 
     /// The flow behind the hook `webhook`: unknown, or not started by an HTTP trigger, is
     /// `FlowNotFound`; disabled is `Disabled`. With `fresh` the cache is not consulted (after
     /// [`SubmitError::Stale`]).
     pub async fn find_hook(&self, webhook: &str, fresh: bool) -> Result<Hook, SubmitError> {
-        if !is_webhook_id(webhook) {
-            return Err(SubmitError::FlowNotFound);
-        }
-        let flow = match self.flows.by_webhook(webhook).filter(|_| !fresh) {
-            Some(flow) if flow.status == "enable" => flow,
-            _ => self.load(store::find_flow_by_webhook(&self.db, webhook)).await?,
-        };
+        let flow = self.by_webhook(webhook, fresh).await?;
         let Some(trigger) = hook_trigger(&flow.definition) else {
             return Err(SubmitError::FlowNotFound);
         };
