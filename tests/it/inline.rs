@@ -191,3 +191,54 @@ async fn runs_beyond_the_free_slots_wait_in_the_queue() {
         assert_eq!(done["steps"][2]["output"], n, "{done}");
     }
 }
+
+/// Runs executed in place carry their step records into the accepting statement, so a batch
+/// of large runs can outgrow what PostgreSQL takes in one statement (1 GB of parameters). The
+/// batch must be stored in pieces, not failed as a whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_large_runs_is_stored_in_pieces() {
+    let app = TestApp::spawn().await;
+    let flow_id = app.create_flow(&tagged("big")).await;
+    let (status, body) = app.post(&format!("/v1/{{p}}/flows/{flow_id}/enable"), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Both accept writers block on the flow's count rows, so the runs submitted meanwhile
+    // gather into one batch.
+    let pool = &app.server.as_ref().unwrap().pool;
+    let flow: uuid::Uuid = flow_id.parse().unwrap();
+    sqlx::query("INSERT INTO flow_run_counts (flow_id, slot, runs) VALUES ($1, 1, 0), ($1, 2, 0)")
+        .bind(flow)
+        .execute(pool)
+        .await
+        .unwrap();
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM flow_run_counts WHERE flow_id = $1 FOR UPDATE")
+        .bind(flow)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+
+    // Each run is about 23 MB in the statement: its input, and the trigger's output again.
+    let big = "y".repeat(11 * 1024 * 1024 + 512 * 1024);
+    let body = axum::body::Bytes::from(
+        serde_json::to_vec(&json!({"run_mode": "manual", "input": {"big": big}})).unwrap(),
+    );
+    let url = format!("{}{}", app.base, app.path(&format!("/v1/{{p}}/flows/{flow_id}/run")));
+    let token = app.token().await;
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..52 {
+        let request = app
+            .client
+            .post(&url)
+            .header("X-Auth-Token", &token)
+            .header("Content-Type", "application/json")
+            .body(body.clone());
+        calls.spawn(async move { request.send().await.unwrap().status() });
+    }
+    // Let the submissions arrive and queue up behind the blocked writers.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    lock.rollback().await.unwrap();
+    let statuses = calls.join_all().await;
+    let failed = statuses.iter().filter(|s| **s != StatusCode::OK).count();
+    assert_eq!(failed, 0, "{statuses:?}");
+}

@@ -237,3 +237,32 @@ async fn pruning_removes_old_finished_runs_only() {
         sqlx::query_scalar("SELECT DISTINCT run_id FROM run_steps").fetch_all(pool).await.unwrap();
     assert_eq!(steps, [recent.parse::<uuid::Uuid>().unwrap()], "the pruned run's steps went too");
 }
+
+#[tokio::test]
+async fn pruning_the_runs_of_a_deleted_flow_leaves_no_counts_behind() {
+    let app = TestApp::spawn().await;
+    let (flow_id, run_id) = app.start_run(&echo_flow("deleted"), json!({"n": 1})).await;
+    app.wait_run(&flow_id, &run_id, Duration::from_secs(20)).await;
+    let (status, body) = app.post(&format!("/v1/{{p}}/flows/{flow_id}/disable"), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.delete(&format!("/v1/{{p}}/flows/{flow_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The run outlives its flow, and is pruned later.
+    let pool = &app.server.as_ref().unwrap().pool;
+    let flow: uuid::Uuid = flow_id.parse().unwrap();
+    sqlx::query("UPDATE runs SET start_time = now() - interval '40 days' WHERE flow_id = $1")
+        .bind(flow)
+        .execute(pool)
+        .await
+        .unwrap();
+    let cutoff = chrono::Utc::now() - chrono::TimeDelta::days(30);
+    assert_eq!(workbench_engine::store::prune_runs(pool, cutoff).await.unwrap(), 1);
+
+    let counts: i64 = sqlx::query_scalar("SELECT count(*) FROM flow_run_counts WHERE flow_id = $1")
+        .bind(flow)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(counts, 0, "a deleted flow keeps no count rows");
+}

@@ -85,6 +85,8 @@ pub struct Submitter {
 struct Pending {
     run: NewRun,
     how: How,
+    /// About how many bytes the run adds to the accepting statement (see [`MAX_BATCH_BYTES`]).
+    bytes: usize,
     /// Whether the run was stored (or why the batch failed), and its reserved slot back.
     done: oneshot::Sender<(Result<bool, String>, Option<OwnedSemaphorePermit>)>,
 }
@@ -114,6 +116,12 @@ impl std::fmt::Debug for Inline {
 
 /// The most runs one commit carries.
 const MAX_BATCH: usize = 512;
+
+/// The most bytes of run data (inputs, and the step records of runs executed in place) one
+/// statement carries, however many runs have gathered: PostgreSQL refuses a statement with more
+/// than 1 GB of parameters, and a refused statement would fail every run in it. A run larger
+/// than this goes alone.
+const MAX_BATCH_BYTES: usize = 256 * 1024 * 1024;
 
 /// Batches written at once. While one waits for its commit, the next gathers and goes; each
 /// writer counts runs in a slot of its own, so they do not wait for each other's commit.
@@ -273,6 +281,7 @@ impl Submitter {
             flow_name: run.flow_name.clone(),
             ended,
         };
+        let bytes = stored_size(&run, executed.as_ref());
         let local = self.local.as_ref().filter(|_| executed.is_none());
         let (how, claimed) = match (executed, local.and_then(LocalWorkers::reserve)) {
             (Some(executed), _) => (How::Executed(executed), None),
@@ -284,7 +293,7 @@ impl Submitter {
         };
         let (done, stored) = oneshot::channel();
         let closed = || SubmitError::Write("the run writer has stopped".into());
-        self.queue.send(Pending { run, how, done }).await.map_err(|_| closed())?;
+        self.queue.send(Pending { run, how, bytes, done }).await.map_err(|_| closed())?;
         let (stored, slot) = stored.await.map_err(|_| closed())?;
         if !stored.map_err(SubmitError::Write)? {
             return Err(SubmitError::Stale);
@@ -484,7 +493,7 @@ fn claimed(run: &NewRun) -> ClaimedRun {
 }
 
 /// One writer: takes whatever has gathered (waiting for the first if nothing has) and stores
-/// it as one batch. The writers take turns at the queue.
+/// it in as few statements as [`MAX_BATCH_BYTES`] allows. The writers take turns at the queue.
 async fn write_batches(
     db: PgPool,
     slot: i16,
@@ -492,20 +501,72 @@ async fn write_batches(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while pending.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let runs: Vec<_> = batch.iter().map(|p| (&p.run, acceptance(&p.how))).collect();
-        let result = store::accept_runs(&db, slot, &runs).await.map_err(|e| e.to_string());
-        if let Err(e) = &result {
-            tracing::warn!(error = %e, runs = batch.len(), "storing submitted runs failed");
-        }
-        for p in batch.drain(..) {
-            let stored = result.as_ref().map(|ids| ids.contains(&p.run.id));
-            let slot = match p.how {
-                How::Leased(slot, ..) => Some(slot),
-                _ => None,
-            };
-            let _ = p.done.send((stored.map_err(Clone::clone), slot));
+        while !batch.is_empty() {
+            let take = batch_len(batch.iter().map(|p| p.bytes));
+            let part: Vec<Pending> = batch.drain(..take).collect();
+            let runs: Vec<_> = part.iter().map(|p| (&p.run, acceptance(&p.how))).collect();
+            let result = store::accept_runs(&db, slot, &runs).await.map_err(|e| e.to_string());
+            if let Err(e) = &result {
+                tracing::warn!(error = %e, runs = part.len(), "storing submitted runs failed");
+            }
+            for p in part {
+                let stored = result.as_ref().map(|ids| ids.contains(&p.run.id));
+                let slot = match p.how {
+                    How::Leased(slot, ..) => Some(slot),
+                    _ => None,
+                };
+                let _ = p.done.send((stored.map_err(Clone::clone), slot));
+            }
         }
     }
+}
+
+/// How many of the runs, whose sizes are `bytes`, go into the next statement: as many as fit
+/// in [`MAX_BATCH_BYTES`], and at least one.
+fn batch_len(bytes: impl Iterator<Item = usize>) -> usize {
+    let mut total = 0usize;
+    let mut n = 0;
+    for size in bytes {
+        total = total.saturating_add(size);
+        if n > 0 && total > MAX_BATCH_BYTES {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// About how many bytes of parameters `run` adds to the accepting statement: its JSON values
+/// and texts, which dwarf the fixed-size columns.
+fn stored_size(run: &NewRun, executed: Option<&Executed>) -> usize {
+    let mut bytes = json_size(&run.input);
+    if let Some(done) = executed {
+        bytes += done.end.message.as_ref().map_or(0, String::len);
+        bytes += done.end.response.as_ref().map_or(0, json_size);
+        for r in &done.records {
+            bytes += json_size(&r.input) + json_size(&r.output);
+            bytes += r.error.as_ref().map_or(0, String::len) + r.step_key.len() + r.step_id.len();
+        }
+    }
+    bytes
+}
+
+/// The length of `value` as JSON text, counted without building the text.
+fn json_size(value: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail, and a `Value` always serializes.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }
 
 /// Parses `run_mode`.
@@ -515,5 +576,21 @@ pub fn parse_mode(text: &str) -> Option<RunMode> {
         "auto" => Some(RunMode::Auto),
         "test" => Some(RunMode::Test),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_cut_where_its_bytes_pass_the_limit() {
+        let mb = 1024 * 1024;
+        assert_eq!(batch_len([1, 2, 3].into_iter()), 3);
+        assert_eq!(batch_len(std::iter::repeat_n(23 * mb, 50)), MAX_BATCH_BYTES / (23 * mb));
+        // A run larger than the limit goes alone, and is never left behind.
+        assert_eq!(batch_len([MAX_BATCH_BYTES * 2, 1].into_iter()), 1);
+        assert_eq!(batch_len([1, MAX_BATCH_BYTES].into_iter()), 1);
+        assert_eq!(json_size(&json!({"a": "\u{0}"})), r#"{"a":"\u0000"}"#.len());
     }
 }

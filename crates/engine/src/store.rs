@@ -858,7 +858,8 @@ pub async fn find_run_end(
 /// Deletes runs that started before `before`, in bounded batches; returns how many went.
 pub async fn prune_runs(db: impl PgExecutor<'_>, before: DateTime<Utc>) -> sqlx::Result<u64> {
     // Their step records go with them, and the flows' run counts follow, so R2's unfiltered
-    // total stays the number of runs kept.
+    // total stays the number of runs kept. Runs outlive their flow, whose counts went with it:
+    // a deleted flow gets none back.
     let deleted: i64 = sqlx::query_scalar(&format!(
         r#"
         WITH gone AS (
@@ -873,6 +874,7 @@ pub async fn prune_runs(db: impl PgExecutor<'_>, before: DateTime<Utc>) -> sqlx:
         ), recounted AS (
             INSERT INTO flow_run_counts AS c (flow_id, slot, runs)
             SELECT flow_id, {SHARED_SLOT}, -n FROM counted
+            WHERE EXISTS (SELECT 1 FROM flows f WHERE f.id = counted.flow_id)
             ON CONFLICT (flow_id, slot) DO UPDATE SET runs = c.runs + excluded.runs
         )
         SELECT coalesce(sum(n), 0)::bigint FROM counted
