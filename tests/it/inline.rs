@@ -202,15 +202,18 @@ async fn a_batch_of_large_runs_is_stored_in_pieces() {
     let (status, body) = app.post(&format!("/v1/{{p}}/flows/{flow_id}/enable"), &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    // Both accept writers block on the flow's count rows, so the runs submitted meanwhile
-    // gather into one batch.
+    // The accept writer blocks on the flow's count rows (every slot it may have taken), so
+    // the runs submitted meanwhile gather into one batch.
     let pool = &app.server.as_ref().unwrap().pool;
     let flow: uuid::Uuid = flow_id.parse().unwrap();
-    sqlx::query("INSERT INTO flow_run_counts (flow_id, slot, runs) VALUES ($1, 1, 0), ($1, 2, 0)")
-        .bind(flow)
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO flow_run_counts (flow_id, slot, runs) \
+         SELECT $1, slot, 0 FROM generate_series(1, 16) AS slot",
+    )
+    .bind(flow)
+    .execute(pool)
+    .await
+    .unwrap();
     let mut lock = pool.begin().await.unwrap();
     sqlx::query("SELECT 1 FROM flow_run_counts WHERE flow_id = $1 FOR UPDATE")
         .bind(flow)
