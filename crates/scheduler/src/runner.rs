@@ -155,7 +155,7 @@ impl Scheduler {
     /// Fires every due schedule this process can lock, batch after batch. Each batch commits
     /// on its own, so the earliest fires are not held back by the later ones.
     ///
-    /// FIXME: with 10,000 schedules due in the same second the last ones still fire 1 s late
+    /// FIXME: with 10,000 schedules due in the same second the last ones still fire 0.5-1 s late
     /// (docs/benchmarks.md, scenario 6; target 100 ms). The writes are the cost: per fire two
     /// row locks and four rows (claim, run, flow counter, schedule), about 160 µs of
     /// PostgreSQL time on the 2-core benchmark machine, shared with the runs already queued.
