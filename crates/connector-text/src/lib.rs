@@ -149,7 +149,8 @@ mod tests {
             hash["result"],
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert_eq!(run("upper", json!({"text": "a😀"})).await.unwrap(), json!({"result": "A😀"}));
+        let upper = run("upper", json!({"text": "a😀"})).await.unwrap();
+        assert_eq!(upper, json!({"result": "A😀"}));
         let split = run("split", json!({"text": "a;b", "separator": ";"})).await.unwrap();
         assert_eq!(split, json!({"result": ["a", "b"]}));
         let joined = run("join", json!({"items": ["a", 1]})).await.unwrap();

@@ -338,6 +338,7 @@ impl Inline {
         // FIXME: the budget only cuts a run short where it waits (a retry's pause); a run that
         // loops for a long time without waiting holds the request until it ends, as it would
         // hold a worker. A step counter checked by the executor would bound it too.
+        //
         // A task of its own, so that a panic in a connector queues the run (whose worker then
         // records the failure) rather than failing the request.
         let engine = self.engine.clone();

@@ -78,37 +78,34 @@ async fn serve(state: &AppState, webhook: &str, req: Request) -> ApiResult<Respo
     check_before_body(state, &hook, &parts)?;
     let bytes = read_body(body, &parts.headers, state.config.body_limit).await?;
     check_with_body(state, &hook, &parts, &bytes).await?;
-    let input = hook_input::trigger_input(&parts, &bytes)?;
+    let mut input = hook_input::trigger_input(&parts, &bytes)?;
 
     let mut attempts = 0;
-    let (run_id, submitted) = loop {
+    let (run_id, submitted, waiter) = loop {
         let run_id = runs::new_run_id();
         let waiter = (!hook.settings.asynchronous).then(|| state.completions.register(run_id));
-        match state.runs.submit_hook(&hook, run_id, input.clone()).await {
-            Ok(submitted) => break (run_id, (submitted, waiter)),
-            // The flow changed since it was cached: its settings may be new, so check again.
+        match state.runs.submit_hook(&hook, run_id, input).await {
+            Ok(submitted) => break (run_id, submitted, waiter),
+            // The flow changed since it was cached: its settings may be new, so check again
+            // (and read the input again, which the refused attempt took).
             Err(SubmitError::Stale) if attempts < 3 => {
                 attempts += 1;
                 hook = state.runs.find_hook(webhook, true).await.map_err(hook_error)?;
                 check_before_body(state, &hook, &parts)?;
                 check_with_body(state, &hook, &parts, &bytes).await?;
+                input = hook_input::trigger_input(&parts, &bytes)?;
             }
             Err(e) => return Err(hook_error(e)),
         }
     };
     drop(bytes);
-    let (submitted, waiter) = submitted;
-    if hook.settings.asynchronous {
-        return Ok(accepted(run_id));
-    }
-    if let Some(end) = submitted.ended {
-        return Ok(answer(run_id, end));
-    }
+    // No waiter: async mode. A run executed in place has ended already.
     let Some(waiter) = waiter else { return Ok(accepted(run_id)) };
-    match waiter.wait(&state.db, hook.settings.deadline).await? {
-        Some(end) => Ok(answer(run_id, end)),
-        None => Ok(accepted(run_id)),
-    }
+    let end = match submitted.ended {
+        Some(end) => Some(end),
+        None => waiter.wait(&state.db, hook.settings.deadline).await?,
+    };
+    Ok(end.map_or_else(|| accepted(run_id), |end| answer(run_id, end)))
 }
 
 /// The checks that need no body: the method, and the token in `token` mode.

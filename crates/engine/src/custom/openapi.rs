@@ -527,7 +527,8 @@ mod tests {
                         "requestBody": {"required": true, "content": {"application/json":
                             {"schema": {"$ref": "#/components/schemas/Pet"}}}},
                         "responses": {"201": {"description": "ok", "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}}}}},
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Pet"}}}}}},
                     "get": {"parameters": [{"name": "limit", "in": "query",
                         "schema": {"type": "integer"}}],
                         "responses": {"200": {"description": "ok"}}}

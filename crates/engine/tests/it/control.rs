@@ -9,7 +9,8 @@ fn condition(id: &str, left: &str, op: &str, right: Value, then: &[&str]) -> Val
     control(
         id,
         "condition",
-        json!({"combinator": "all", "conditions": [{"left": left, "operator": op, "right": right}]}),
+        json!({"combinator": "all",
+            "conditions": [{"left": left, "operator": op, "right": right}]}),
         json!({"branches": {"yes": ["yes"], "no": ["no"]}}),
         then,
     )

@@ -205,7 +205,8 @@ async fn http_step_retries_a_flaky_server() {
         "HTTP",
         "request",
         json!({"method": "post",
-        "url": format!("{base}/x"), "query": {"a": ["1", "2"]}, "body": {"k": "{{ $.trigger.body.k }}"}}),
+        "url": format!("{base}/x"), "query": {"a": ["1", "2"]},
+        "body": {"k": "{{ $.trigger.body.k }}"}}),
         &[],
     );
     step["call"]["actionRef"]["config"] = json!({"retry": {"attempts": 4, "delay_ms": 5,
@@ -230,7 +231,8 @@ async fn http_client_errors_fail_without_retry_unless_told_not_to() {
             "h",
             "HTTP",
             "request",
-            json!({"method": "POST", "url": format!("{base}/x"), "text": "hi", "fail_on_error": fail}),
+            json!({"method": "POST", "url": format!("{base}/x"), "text": "hi",
+                "fail_on_error": fail}),
             &[],
         );
         step["call"]["actionRef"]["config"] = json!({"retry": {"attempts": 3, "delay_ms": 1}});
