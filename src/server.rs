@@ -14,6 +14,7 @@ use workbench_engine::completion;
 use workbench_engine::connections::DbConnections;
 use workbench_engine::graphs::FlowGraphs;
 use workbench_engine::queue::{self, WorkerConfig, Workers};
+use workbench_engine::runs::InPlace;
 use workbench_engine::{Engine, Limits};
 use workbench_scheduler::SchedulerConfig;
 
@@ -97,14 +98,19 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let (stop, stopped) = watch::channel(false);
     let completions = state.completions.clone();
     let run_ends = completion::listen(db.pool.clone(), completions.clone(), stopped.clone());
+    let in_place = InPlace::new(engine.clone(), graphs.clone());
     let workers =
         queue::start(db.pool.clone(), engine, graphs, completions, run_workers, stopped.clone());
     if settings.history_retention_days > 0 {
         let retention = Duration::from_secs(u64::from(settings.history_retention_days) * 86_400);
         tokio::spawn(queue::prune_history(db.pool.clone(), retention, stopped.clone()));
     }
-    let scheduler =
-        workbench_scheduler::start(db.pool.clone(), SchedulerConfig::default(), stopped.clone());
+    let scheduler = workbench_scheduler::start(
+        db.pool.clone(),
+        SchedulerConfig::default(),
+        Some(in_place),
+        stopped.clone(),
+    );
     let pool = db.pool.clone();
     let task = tokio::spawn(async move {
         let mut stopped = stopped;

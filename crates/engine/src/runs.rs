@@ -15,11 +15,13 @@
 //! refused that way is planned again from the database.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use futures::FutureExt;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
@@ -30,6 +32,7 @@ use crate::connectors::{HookSettings, HTTP_TRIGGER_CONNECTOR};
 use crate::executor::{Engine, RunMode, RunRequest, RunStatus};
 use crate::graphs::FlowGraphs;
 use crate::journal::{Journal, JournalError, StepRecord};
+use crate::model::FlowGraph;
 use crate::queue::LocalWorkers;
 use crate::store::{self, Acceptance, ClaimedRun, Executed, FlowRow, NewRun, RunEnd};
 
@@ -77,7 +80,7 @@ pub struct Submitter {
     db: PgPool,
     queue: mpsc::Sender<Pending>,
     flows: Arc<FlowCache>,
-    inline: Option<Inline>,
+    inline: Option<InPlace>,
     local: Option<LocalWorkers>,
 }
 
@@ -101,16 +104,17 @@ enum How {
     Executed(Executed),
 }
 
-/// What executing runs in place needs.
+/// Executes runs of self-contained flows where they are started, for the submitter and the
+/// scheduler. Cheap to clone.
 #[derive(Clone)]
-struct Inline {
+pub struct InPlace {
     engine: Arc<Engine>,
     graphs: Arc<FlowGraphs>,
 }
 
-impl std::fmt::Debug for Inline {
+impl std::fmt::Debug for InPlace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Inline")
+        f.write_str("InPlace")
     }
 }
 
@@ -148,7 +152,7 @@ impl Submitter {
 
     /// Executes runs of self-contained flows in place with `engine` (see the module text).
     pub fn executing(self, engine: Arc<Engine>, graphs: Arc<FlowGraphs>) -> Submitter {
-        Submitter { inline: Some(Inline { engine, graphs }), ..self }
+        Submitter { inline: Some(InPlace::new(engine, graphs)), ..self }
     }
 
     /// Hands runs that are not executed in place to this process's workers while they have
@@ -314,15 +318,40 @@ impl Submitter {
     }
 }
 
-impl Inline {
-    /// Executes the run in place if its flow is self-contained and it ends within the budget.
-    async fn execute(&self, db: &PgPool, run: &NewRun, mode: RunMode) -> Option<Executed> {
+impl InPlace {
+    pub fn new(engine: Arc<Engine>, graphs: Arc<FlowGraphs>) -> InPlace {
+        InPlace { engine, graphs }
+    }
+
+    /// Executes the run now if its flow is self-contained and it ends within
+    /// [`INLINE_BUDGET`]; `None` leaves it to a worker.
+    pub async fn execute(&self, db: &PgPool, run: &NewRun, mode: RunMode) -> Option<Executed> {
         let graph = self
             .graphs
             .get(db, &self.engine, &run.project_id, run.flow_id, run.flow_version)
             .await
             // A flow that cannot be loaded fails in a worker, which records why.
             .ok()?;
+        self.execute_graph(graph, run, mode).await
+    }
+
+    /// The graphs of many flow versions at once (see [`FlowGraphs::get_many`]), for
+    /// [`InPlace::execute_graph`].
+    pub async fn graphs(
+        &self,
+        db: &PgPool,
+        wanted: &[(&str, Uuid, i32)],
+    ) -> HashMap<(Uuid, i32), Arc<FlowGraph>> {
+        self.graphs.get_many(db, &self.engine, wanted).await
+    }
+
+    /// [`InPlace::execute`] with the run's flow graph at hand.
+    pub async fn execute_graph(
+        &self,
+        graph: Arc<FlowGraph>,
+        run: &NewRun,
+        mode: RunMode,
+    ) -> Option<Executed> {
         if !graph.is_self_contained() {
             return None;
         }
@@ -339,18 +368,12 @@ impl Inline {
         // loops for a long time without waiting holds the request until it ends, as it would
         // hold a worker. A step counter checked by the executor would bound it too.
         //
-        // A task of its own, so that a panic in a connector queues the run (whose worker then
-        // records the failure) rather than failing the request.
-        let engine = self.engine.clone();
-        let task = tokio::spawn(async move { engine.run(request, &NoCheckpoints).await });
-        let abort = task.abort_handle();
-        let outcome = match tokio::time::timeout(INLINE_BUDGET, task).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => return None,
-            Err(_) => {
-                abort.abort();
-                return None;
-            }
+        // A panic in a connector queues the run (whose worker then records the failure)
+        // rather than failing the caller. Caught here rather than in a task of its own: a
+        // spawn and the wake-up across threads cost about as much as a short run.
+        let execution = AssertUnwindSafe(self.engine.run(request, &NoCheckpoints)).catch_unwind();
+        let Ok(Ok(outcome)) = tokio::time::timeout(INLINE_BUDGET, execution).await else {
+            return None;
         };
         let end = RunEnd {
             run_id: run.id,
@@ -589,7 +612,88 @@ pub fn parse_mode(text: &str) -> Option<RunMode> {
 
 #[cfg(test)]
 mod tests {
+    use connector_api::{Connector, ConnectorError, Descriptor, Invocation, Operation};
+
     use super::*;
+    use crate::{builtin_registry, Limits, NoConnections};
+
+    /// A self-contained connector that panics.
+    struct Panics(Descriptor);
+
+    #[async_trait]
+    impl Connector for Panics {
+        fn descriptor(&self) -> &Descriptor {
+            &self.0
+        }
+
+        async fn invoke(&self, _call: Invocation) -> Result<Value, ConnectorError> {
+            panic!("a connector bug");
+        }
+    }
+
+    fn panics() -> Panics {
+        let operation = Operation {
+            id: "boom".into(),
+            name: "boom".into(),
+            description: String::new(),
+            input_schema: json!({}),
+            output_schema: json!({}),
+            external: false,
+        };
+        Panics(Descriptor {
+            id: "Panics".into(),
+            version: "1".into(),
+            name: "Panics".into(),
+            description: String::new(),
+            category: "test".into(),
+            triggers: Vec::new(),
+            actions: vec![operation],
+        })
+    }
+
+    /// A manual trigger, then one step calling `connector`'s `operation`.
+    fn two_steps(connector: &str, operation: &str) -> Value {
+        json!([
+            {"stepId": "t", "name": "t", "call": {"connectorRef": "ManualTrigger",
+             "connectorVersion": "1", "triggerRef": {"refId": "manual", "type": "instant",
+             "input": {}}}, "transmit": ["s"]},
+            {"stepId": "s", "name": "s", "call": {"connectorRef": connector,
+             "connectorVersion": "1", "actionRef": {"refId": operation, "refName": operation,
+             "input": {"value": {"n": 1}}}}, "transmit": []}
+        ])
+    }
+
+    #[tokio::test]
+    async fn a_panicking_step_leaves_the_run_to_a_worker_and_others_run_in_place() {
+        let mut registry = builtin_registry();
+        registry.register(Arc::new(panics()));
+        let engine = Arc::new(Engine::new(
+            Arc::new(registry.clone()),
+            Arc::new(NoConnections),
+            Limits::default(),
+        ));
+        let in_place = InPlace::new(engine, Arc::default());
+        let run = NewRun {
+            id: new_run_id(),
+            project_id: "p".into(),
+            flow_id: Uuid::now_v7(),
+            flow_version: 1,
+            flow_name: "f".into(),
+            run_model: "manual".into(),
+            input: json!({}),
+            start_time: Utc::now(),
+        };
+        let graph = |steps: Value| Arc::new(FlowGraph::parse(&steps, &registry).unwrap());
+
+        let boom = graph(two_steps("Panics", "boom"));
+        assert!(boom.is_self_contained());
+        assert!(in_place.execute_graph(boom, &run, RunMode::Manual).await.is_none());
+
+        let fine = graph(two_steps("DataTransform", "transform"));
+        let done = in_place.execute_graph(fine, &run, RunMode::Manual).await.unwrap();
+        assert!(done.end.success, "{:?}", done.end);
+        assert_eq!(done.records.len(), 2);
+    }
 
     #[test]
     fn a_batch_is_cut_where_its_bytes_pass_the_limit() {

@@ -130,26 +130,33 @@ pub struct DueSchedule {
     pub next_fire_at: DateTime<Utc>,
 }
 
-/// Locks up to `limit` armed schedules due at `now`, skipping those another process holds.
-/// The flow row is locked too (queuing a run updates it), so a concurrent update or disable,
-/// which locks the flow first, is skipped instead of deadlocking.
+/// Locks up to `limit` armed schedules due at `until`, skipping those another process holds,
+/// in `(next_fire_at, flow_id)` order from just past `after` (the last row of the previous
+/// page the caller's transaction locked, which a repeated query would return again). The flow
+/// row is locked too, so a concurrent update or disable, which locks the flow first, is
+/// skipped instead of deadlocking.
 pub async fn lock_due(
     db: &mut PgConnection,
-    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+    after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> sqlx::Result<Vec<DueSchedule>> {
+    let (after_at, after_flow) = after.unzip();
     sqlx::query_as(
         r#"
         SELECT s.flow_id, s.project_id, s.flow_version, f.name AS flow_name, s.spec, s.misfire,
                s.next_fire_at
         FROM schedules s JOIN flows f ON f.id = s.flow_id
         WHERE s.state = 'armed' AND s.next_fire_at <= $1
-        ORDER BY s.next_fire_at
-        LIMIT $2
+          AND ($2::timestamptz IS NULL OR (s.next_fire_at, s.flow_id) > ($2, $3::uuid))
+        ORDER BY s.next_fire_at, s.flow_id
+        LIMIT $4
         FOR UPDATE OF s, f SKIP LOCKED
         "#,
     )
-    .bind(now)
+    .bind(until)
+    .bind(after_at)
+    .bind(after_flow)
     .bind(limit)
     .fetch_all(db)
     .await

@@ -133,6 +133,25 @@ pub async fn find_version(
     .await
 }
 
+/// The definitions of the given `(flow, version)` pairs that exist, in one query.
+pub async fn find_versions(
+    db: impl PgExecutor<'_>,
+    wanted: &[(Uuid, i32)],
+) -> sqlx::Result<Vec<(Uuid, i32, Value)>> {
+    let (flows, versions): (Vec<Uuid>, Vec<i32>) = wanted.iter().copied().unzip();
+    sqlx::query_as(
+        r#"
+        SELECT v.flow_id, v.version, v.definition
+        FROM UNNEST($1::uuid[], $2::int[]) AS w(flow_id, version)
+        JOIN flow_versions v ON v.flow_id = w.flow_id AND v.version = w.version
+        "#,
+    )
+    .bind(&flows)
+    .bind(&versions)
+    .fetch_all(db)
+    .await
+}
+
 pub async fn delete_flow(db: impl PgExecutor<'_>, flow_id: Uuid) -> sqlx::Result<()> {
     sqlx::query(
         "WITH counts AS (DELETE FROM flow_run_counts WHERE flow_id = $1) \
@@ -254,11 +273,6 @@ pub struct NewRun {
     pub start_time: DateTime<Utc>,
 }
 
-/// Queues one run; see [`insert_runs`].
-pub async fn insert_run(db: &mut PgConnection, run: &NewRun) -> sqlx::Result<()> {
-    insert_runs(db, &[run]).await
-}
-
 /// The run-count slot of writers that are not a submitter's (the scheduler, pruning).
 pub const SHARED_SLOT: i16 = 0;
 
@@ -283,52 +297,6 @@ fn count_runs(slot: i16, source: &str) -> String {
     )
 }
 
-/// Queues runs, counts them on their flows and wakes the workers, in the caller's transaction:
-/// three statements however many runs there are.
-pub async fn insert_runs(db: &mut PgConnection, runs: &[&NewRun]) -> sqlx::Result<()> {
-    if runs.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
-    let projects: Vec<&str> = runs.iter().map(|r| r.project_id.as_str()).collect();
-    let flows: Vec<Uuid> = runs.iter().map(|r| r.flow_id).collect();
-    let versions: Vec<i32> = runs.iter().map(|r| r.flow_version).collect();
-    let names: Vec<&str> = runs.iter().map(|r| r.flow_name.as_str()).collect();
-    let models: Vec<&str> = runs.iter().map(|r| r.run_model.as_str()).collect();
-    let stored: Vec<Cow<'_, Value>> = runs.iter().map(|r| storable::json(&r.input)).collect();
-    let inputs: Vec<&Value> = stored.iter().map(AsRef::as_ref).collect();
-    let starts: Vec<DateTime<Utc>> = runs.iter().map(|r| r.start_time).collect();
-    sqlx::query(
-        r#"
-        INSERT INTO runs (id, project_id, flow_id, flow_version, flow_name, run_model, status,
-                          input, start_time)
-        SELECT id, project_id, flow_id, flow_version, flow_name, run_model, 'queued', input,
-               start_time
-        FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::text[], $6::text[],
-                    $7::jsonb[], $8::timestamptz[])
-             AS r(id, project_id, flow_id, flow_version, flow_name, run_model, input, start_time)
-        "#,
-    )
-    .bind(&ids)
-    .bind(&projects)
-    .bind(&flows)
-    .bind(&versions)
-    .bind(&names)
-    .bind(&models)
-    .bind(&inputs)
-    .bind(&starts)
-    .execute(&mut *db)
-    .await?;
-    // One row per flow: its number of new runs and the newest of them.
-    let sql = format!(
-        "WITH stored AS (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[]) \
-         AS r(id, flow_id, start_time)) {}",
-        count_runs(SHARED_SLOT, "stored")
-    );
-    sqlx::query(&sql).bind(&ids).bind(&flows).bind(&starts).execute(&mut *db).await?;
-    sqlx::query("SELECT pg_notify($1, '')").bind(RUNS_CHANNEL).execute(db).await.map(drop)
-}
-
 /// A run its accepting process executed in full before storing it (see `runs`).
 #[derive(Debug, Clone)]
 pub struct Executed {
@@ -348,13 +316,41 @@ pub enum Acceptance<'a> {
     Executed(&'a Executed),
 }
 
-/// Stores runs accepted through the API as each [`Acceptance`] says; counts them on their
-/// flows; wakes the workers if any was queued. A run is stored only while its flow is still in its project at the version it was planned with,
-/// and enabled unless it is a test run, so a caller that planned it from a cached flow learns
-/// that the flow changed. Returns the ids stored. Without queued runs this is one statement,
-/// and so one commit, for the whole batch.
+/// Stores runs as each [`Acceptance`] says; counts them on their flows in `slot`; wakes the
+/// workers if any was queued. A run is stored only while its flow is still in its project at
+/// the version it was planned with, and enabled unless it is a test run, so a caller that
+/// planned it from a cached flow learns that the flow changed. Returns the ids stored. Without
+/// queued runs this is one statement, and so one commit, for the whole batch.
 pub async fn accept_runs(
     db: &PgPool,
+    slot: i16,
+    runs: &[(&NewRun, Acceptance<'_>)],
+) -> sqlx::Result<HashSet<Uuid>> {
+    if !runs.iter().any(|(_, how)| matches!(how, Acceptance::Queued)) {
+        return accept_statement(db, slot, runs).await;
+    }
+    let mut tx = db.begin().await?;
+    let stored = accept_runs_in(&mut tx, slot, runs).await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// [`accept_runs`] in the caller's transaction.
+pub async fn accept_runs_in(
+    db: &mut PgConnection,
+    slot: i16,
+    runs: &[(&NewRun, Acceptance<'_>)],
+) -> sqlx::Result<HashSet<Uuid>> {
+    let stored = accept_statement(&mut *db, slot, runs).await?;
+    if runs.iter().any(|(_, how)| matches!(how, Acceptance::Queued)) {
+        sqlx::query("SELECT pg_notify($1, '')").bind(RUNS_CHANNEL).execute(db).await?;
+    }
+    Ok(stored)
+}
+
+/// The statement of [`accept_runs`]: stores the runs, their counts and their step records.
+async fn accept_statement<'e>(
+    db: impl PgExecutor<'e>,
     slot: i16,
     runs: &[(&NewRun, Acceptance<'_>)],
 ) -> sqlx::Result<HashSet<Uuid>> {
@@ -377,7 +373,6 @@ pub async fn accept_runs(
     let mut owners = Vec::with_capacity(n);
     let mut leases = Vec::with_capacity(n);
     let mut steps = Vec::new();
-    let mut queued = false;
     for (run, how) in runs {
         ids.push(run.id);
         projects.push(run.project_id.as_str());
@@ -394,7 +389,6 @@ pub async fn accept_runs(
                 (if done.end.success { "success" } else { "fail" }, None, 0.0)
             }
         };
-        queued |= matches!(how, Acceptance::Queued);
         statuses.push(status);
         owners.push(owner);
         leases.push(lease);
@@ -461,18 +455,8 @@ pub async fn accept_runs(
         .bind(&ends)
         .bind(&owners)
         .bind(&leases);
-    let query = steps.bind(query);
-    let ids_of = |rows: Vec<sqlx::postgres::PgRow>| -> sqlx::Result<HashSet<Uuid>> {
-        rows.iter().map(|row| sqlx::Row::try_get(row, 0)).collect()
-    };
-    if !queued {
-        return ids_of(query.fetch_all(db).await?);
-    }
-    let mut tx = db.begin().await?;
-    let stored = ids_of(query.fetch_all(&mut *tx).await?)?;
-    sqlx::query("SELECT pg_notify($1, '')").bind(RUNS_CHANNEL).execute(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(stored)
+    let rows = steps.bind(query).fetch_all(db).await?;
+    rows.iter().map(|row| sqlx::Row::try_get(row, 0)).collect()
 }
 
 /// A run claimed by a worker.

@@ -1,25 +1,36 @@
-//! The scheduler loop: one task per process that fires due schedules into the run queue.
+//! The scheduler loop: one task per process that fires due schedules.
 //!
-//! The loop sleeps until the earliest next fire time of any armed schedule, or until a
-//! `NOTIFY` on [`SCHEDULES_CHANNEL`] says a schedule was armed; with nothing armed it only
-//! wakes for that notification (and a slow safety check). Each pass first computes the first
-//! fire time of freshly armed schedules, then fires due ones in batches: per batch, one
-//! transaction locks them with `FOR UPDATE SKIP LOCKED`, plans every fire in memory, then
-//! claims the fire times in `schedule_fires` (a unique key), queues runs of the armed flow
-//! versions for the claimed ones and advances the next fire times, one statement per table.
-//! Any number of processes can run this loop on one database; each fire time becomes one run.
+//! The loop sleeps until shortly before the earliest next fire time of any armed schedule
+//! ([`SchedulerConfig::lead`]), or until a `NOTIFY` on [`SCHEDULES_CHANNEL`] says a schedule
+//! was armed; with nothing armed it only wakes for that notification (and a slow safety
+//! check). Each pass first computes the first fire time of freshly armed schedules, then takes
+//! the earliest fire time (or now, for overdue ones) and fires every schedule due by then.
+//!
+//! A fire time is prepared ahead and fired on time: a few transactions ("lanes", one
+//! connection each) lock the due schedules page by page with `FOR UPDATE SKIP LOCKED` during
+//! the lead and wait, locks held, for the fire time. Then each lane plans every fire in
+//! memory, executes the runs of self-contained flows in place (their `start_time` is when
+//! each one began), claims the fire times in `schedule_fires` (a unique key), stores the runs
+//! (finished, or queued for the workers) and advances the next fire times, one statement per
+//! table and page, and commits. Claim, runs and advance commit together or not at all: a
+//! process that dies before its commit leaves the schedules due, and the next pass of any
+//! process fires them. Any number of processes can run this loop on one database; each fire
+//! time becomes one run.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::postgres::PgListener;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
+use workbench_engine::runs::InPlace;
 use workbench_engine::schedule_store::{self, DueSchedule, FireClaim, SCHEDULES_CHANNEL};
-use workbench_engine::store::{self, NewRun};
+use workbench_engine::store::{self, Acceptance, Executed, NewRun, SHARED_SLOT};
+use workbench_engine::{FlowGraph, RunMode};
 
 use crate::connector::FIRE_TIME_KEY;
 use crate::spec::{next_fire, Misfire, ScheduleSpec};
@@ -33,12 +44,15 @@ pub struct SchedulerConfig {
     /// A fire time at most this late is on time; older ones are misfires, handled by the
     /// schedule's `misfire` policy.
     pub misfire_grace: Duration,
-    /// Due schedules locked, planned and written per transaction.
+    /// Due schedules locked, and runs written, per statement.
     pub batch: i64,
-    /// The size of a pass's first batch: smaller, so the earliest fires commit sooner.
-    pub first_batch: i64,
-    /// Batches written at once, each on its own connection, after the first.
+    /// Transactions, each on a connection of its own, sharing one fire time's schedules: their
+    /// runs execute and their statements run on that many cores at once.
     pub lanes: usize,
+    /// How long before a fire time its schedules are locked, so that at the fire time only
+    /// executing and writing the runs is left. A flow update or disable that comes meanwhile
+    /// waits for the fire (at most this long plus the writing).
+    pub lead: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -47,19 +61,21 @@ impl Default for SchedulerConfig {
             idle_check: Duration::from_secs(60),
             misfire_grace: Duration::from_secs(10),
             batch: 1000,
-            first_batch: 100,
             lanes: 2,
+            lead: Duration::from_secs(1),
         }
     }
 }
 
-/// Starts the loop; it returns once `stop` turns true.
+/// Starts the loop; it returns once `stop` turns true. With `in_place`, runs of self-contained
+/// flows are executed by the loop at their fire time; otherwise every run is queued.
 pub fn start(
     db: PgPool,
     config: SchedulerConfig,
+    in_place: Option<InPlace>,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(Scheduler { db, config }.run(stop))
+    tokio::spawn(Scheduler { db, config, in_place }.run(stop))
 }
 
 /// While another process holds the due schedules, look again after this long.
@@ -71,9 +87,11 @@ const MAX_CATCHUP_STEPS: usize = 100_000;
 /// Pending schedules armed per transaction (one statement each; arming is not urgent).
 const ARM_BATCH: i64 = 64;
 
+#[derive(Clone)]
 struct Scheduler {
     db: PgPool,
     config: SchedulerConfig,
+    in_place: Option<InPlace>,
 }
 
 impl Scheduler {
@@ -82,7 +100,7 @@ impl Scheduler {
         let mut last_prune: Option<tokio::time::Instant> = None;
         tracing::info!("scheduler up");
         while !*stop.borrow() {
-            let pause = match self.pass().await {
+            let pause = match self.pass(&stop).await {
                 Ok(pause) => pause,
                 Err(e) => {
                     tracing::warn!(error = %e, "scheduler pass failed");
@@ -113,21 +131,23 @@ impl Scheduler {
         Some(listener)
     }
 
-    /// Arms pending schedules, fires due ones; returns how long to sleep before the next pass.
-    async fn pass(&self) -> sqlx::Result<Duration> {
+    /// Arms pending schedules, fires the next fire time if it is near; returns how long to
+    /// sleep before the next pass.
+    async fn pass(&self, stop: &watch::Receiver<bool>) -> sqlx::Result<Duration> {
         let armed = self.arm_pending().await?;
-        let fired = self.fire_due().await?;
-        let progress = armed + fired > 0;
         let Some(wake) = schedule_store::next_wakeup(&self.db).await? else {
             return Ok(self.config.idle_check);
         };
-        let until = (wake - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-        if !until.is_zero() {
+        let lead = chrono::Duration::from_std(self.config.lead).unwrap_or_default();
+        let now = Utc::now();
+        if wake - lead > now {
+            let until = (wake - lead - now).to_std().unwrap_or(Duration::ZERO);
             return Ok(until.min(self.config.idle_check));
         }
-        // Work is due now: go on while this process makes progress; otherwise another
-        // process holds it, and its commit (or this short pause) settles it.
-        Ok(if progress { Duration::ZERO } else { CONTENDED })
+        let fired = self.fire(wake.max(now), stop).await?;
+        // Go on while this process makes progress; otherwise another process holds the due
+        // schedules, and its commit (or this short pause) settles it.
+        Ok(if armed + fired > 0 { Duration::ZERO } else { CONTENDED })
     }
 
     /// Computes the first fire time of freshly armed schedules.
@@ -152,92 +172,152 @@ impl Scheduler {
         Ok(pending.len())
     }
 
-    /// Fires every due schedule this process can lock, batch after batch. Each batch commits
-    /// on its own, so the earliest fires are not held back by the later ones.
+    /// Fires every schedule due by `at` that this process can lock, on all lanes at once;
+    /// returns how many schedules it locked.
     ///
-    /// FIXME: with 10,000 schedules due in the same second the last ones still fire 0.5-1 s late
-    /// (docs/benchmarks.md, scenario 6; target 100 ms). The writes are the cost: per fire two
-    /// row locks and four rows (claim, run, flow counter, schedule), about 160 µs of
-    /// PostgreSQL time on the 2-core benchmark machine, shared with the runs already queued.
-    /// The target needs about 10 µs per fire; bigger batches do not get there. Locking,
-    /// claiming and advancing a burst just before its fire time would leave only the runs
-    /// and counters for after it (about half the work); the rest needs fewer rows and index
-    /// entries written per run.
-    async fn fire_due(&self) -> sqlx::Result<usize> {
-        let batch = self.config.batch.max(1);
-        let first = self.config.first_batch.clamp(1, batch);
-        let locked = self.fire_batch(first).await?;
-        if (locked as i64) < first {
-            return Ok(locked);
-        }
-        // The rest on several connections at once: SKIP LOCKED gives each batch schedules of
-        // its own, and PostgreSQL writes them on more than one core.
-        let lanes = (0..self.config.lanes.max(1)).map(|_| self.drain(batch));
-        let drained = futures::future::try_join_all(lanes).await?;
-        Ok(locked + drained.iter().sum::<usize>())
-    }
-
-    /// Fires batches of `limit` until one comes back short; returns the schedules locked.
-    async fn drain(&self, limit: i64) -> sqlx::Result<usize> {
+    /// FIXME: the fires of a later instant wait until this one's are written (about 1 s for
+    /// 10,000 schedules on the 2-core benchmark machine, docs/benchmarks.md, scenario 6), and
+    /// runs that are queued rather than executed here start only once written. Locking the
+    /// next instant while this one writes would need connections beyond the lanes'.
+    async fn fire(&self, at: DateTime<Utc>, stop: &watch::Receiver<bool>) -> sqlx::Result<usize> {
+        // Tasks of their own, so that the lanes execute runs on several cores.
+        let lanes: Vec<_> = (0..self.config.lanes.max(1))
+            .map(|_| tokio::spawn(self.clone().lane(at, stop.clone())))
+            .collect();
         let mut locked = 0;
-        loop {
-            let n = self.fire_batch(limit).await?;
-            locked += n;
-            if (n as i64) < limit {
-                return Ok(locked);
+        let mut failed = None;
+        for lane in lanes {
+            match lane.await {
+                Ok(Ok(n)) => locked += n,
+                Ok(Err(e)) => failed = Some(e),
+                Err(e) => failed = Some(sqlx::Error::Protocol(format!("a fire lane failed: {e}"))),
             }
         }
+        failed.map_or(Ok(locked), Err)
     }
 
-    /// Locks up to `limit` due schedules, plans their fires in memory and writes them with one
-    /// statement per table; returns how many schedules it locked.
-    async fn fire_batch(&self, limit: i64) -> sqlx::Result<usize> {
+    /// One lane of [`Scheduler::fire`]: locks what it can of the schedules due by `at`, waits
+    /// for `at`, fires them and commits; returns how many schedules it locked.
+    async fn lane(self, at: DateTime<Utc>, mut stop: watch::Receiver<bool>) -> sqlx::Result<usize> {
         let began = Instant::now();
+        let batch = self.config.batch.max(1);
         let mut tx = self.db.begin().await?;
-        let now = Utc::now();
-        let due = schedule_store::lock_due(&mut tx, now, limit).await?;
+        let mut due = Vec::new();
+        loop {
+            let after = due.last().map(|s: &DueSchedule| (s.next_fire_at, s.flow_id));
+            let page = schedule_store::lock_due(&mut tx, at, after, batch).await?;
+            let short = (page.len() as i64) < batch;
+            due.extend(page);
+            if short {
+                break;
+            }
+        }
         if due.is_empty() {
             return Ok(0);
         }
+        // The flows' graphs too, so that at the fire time nothing is left to read.
+        let graphs = match &self.in_place {
+            Some(in_place) => {
+                let wanted: Vec<_> = due
+                    .iter()
+                    .map(|s| (s.project_id.as_str(), s.flow_id, s.flow_version))
+                    .collect();
+                in_place.graphs(&self.db, &wanted).await
+            }
+            None => HashMap::new(),
+        };
         let locked = began.elapsed();
+        // Stopping meanwhile rolls back: the schedules stay due for whoever runs next.
+        if let Ok(wait) = (at - Utc::now()).to_std() {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|stopped| *stopped) => return Ok(0),
+            }
+        }
+        let fired_at = Instant::now();
 
         let grace = chrono::Duration::from_std(self.config.misfire_grace)
             .unwrap_or(chrono::Duration::zero());
-        let batch = plan_batch(&due, now, grace);
-        for (flow, error) in &batch.broken {
+        let plan = plan_batch(&due, Utc::now(), grace);
+        let started = self.start_runs(&plan.fires, &graphs).await;
+        let executed_ms = fired_at.elapsed().as_secs_f64() * 1e3;
+        for (flow, error) in &plan.broken {
             tracing::warn!(%flow, %error, "schedule cannot fire");
             schedule_store::set_broken(&mut *tx, *flow, error).await?;
         }
-        let claims: Vec<FireClaim> = batch.fires.iter().map(PlannedFire::claim).collect();
-        let claimed: HashSet<Uuid> =
-            schedule_store::claim_fires(&mut *tx, &claims).await?.into_iter().collect();
-        // A run starts when its row is written, however late that is after its fire time.
-        let start_time = Utc::now();
-        let (fires, taken): (Vec<_>, Vec<_>) =
-            batch.fires.iter().partition(|f| claimed.contains(&f.run_id));
-        let runs: Vec<NewRun> = fires.iter().map(|f| f.run(start_time)).collect();
-        store::insert_runs(&mut tx, &runs.iter().collect::<Vec<_>>()).await?;
-        schedule_store::advance(&mut *tx, &batch.next).await?;
-        let written = began.elapsed();
+        let stored = self.write(&mut tx, &plan, &started).await?;
         tx.commit().await?;
 
-        for fire in &taken {
+        for (fire, (run, _)) in plan.fires.iter().zip(&started) {
             let flow = fire.schedule.flow_id;
-            tracing::debug!(%flow, fire = %fire.at, "fire time already claimed");
-        }
-        for fire in &fires {
-            let (flow, run) = (fire.schedule.flow_id, fire.run_id);
-            tracing::info!(%flow, %run, fire = %fire.at, "schedule fired");
+            if stored.contains(&run.id) {
+                tracing::info!(%flow, run = %run.id, fire = %fire.at, "schedule fired");
+            } else {
+                tracing::debug!(%flow, fire = %fire.at, "fire time already claimed");
+            }
         }
         tracing::debug!(
             schedules = due.len(),
-            runs = runs.len(),
+            runs = stored.len(),
             locked_ms = locked.as_secs_f64() * 1e3,
-            written_ms = written.as_secs_f64() * 1e3,
-            committed_ms = began.elapsed().as_secs_f64() * 1e3,
+            executed_ms,
+            committed_ms = fired_at.elapsed().as_secs_f64() * 1e3,
             "fire batch committed"
         );
         Ok(due.len())
+    }
+
+    /// The run of every fire, executed now where its flow is self-contained (`Some`); each
+    /// run's start time is when it began.
+    async fn start_runs(
+        &self,
+        fires: &[PlannedFire<'_>],
+        graphs: &HashMap<(Uuid, i32), Arc<FlowGraph>>,
+    ) -> Vec<(NewRun, Option<Executed>)> {
+        let mut started = Vec::with_capacity(fires.len());
+        for fire in fires {
+            let run = fire.run(Utc::now());
+            let graph = graphs.get(&(run.flow_id, run.flow_version));
+            let executed = match (&self.in_place, graph) {
+                (Some(in_place), Some(graph)) => {
+                    in_place.execute_graph(graph.clone(), &run, RunMode::Auto).await
+                }
+                // Queued: a flow that could not be loaded fails in a worker, which says why.
+                _ => None,
+            };
+            started.push((run, executed));
+        }
+        started
+    }
+
+    /// Claims the fire times, stores the runs of those claimed now and advances the schedules,
+    /// a page at a time; returns the ids of the runs stored.
+    async fn write(
+        &self,
+        tx: &mut PgConnection,
+        plan: &BatchPlan<'_>,
+        started: &[(NewRun, Option<Executed>)],
+    ) -> sqlx::Result<HashSet<Uuid>> {
+        let page = self.config.batch.max(1) as usize;
+        let mut stored = HashSet::new();
+        for (fires, chunk) in plan.fires.chunks(page).zip(started.chunks(page)) {
+            let claims: Vec<FireClaim> = fires.iter().map(PlannedFire::claim).collect();
+            let claimed: HashSet<Uuid> =
+                schedule_store::claim_fires(&mut *tx, &claims).await?.into_iter().collect();
+            let runs: Vec<(&NewRun, Acceptance<'_>)> = chunk
+                .iter()
+                .filter(|(run, _)| claimed.contains(&run.id))
+                .map(|(run, executed)| match executed {
+                    Some(done) => (run, Acceptance::Executed(done)),
+                    None => (run, Acceptance::Queued),
+                })
+                .collect();
+            stored.extend(store::accept_runs_in(&mut *tx, SHARED_SLOT, &runs).await?);
+        }
+        for next in plan.next.chunks(page) {
+            schedule_store::advance(&mut *tx, next).await?;
+        }
+        Ok(stored)
     }
 }
 
