@@ -414,3 +414,100 @@ async fn fire_times_missed_while_down_run_as_the_misfire_policy_says() {
     let skip_ran = minutes_before(&skip, fired(&db, &skip).await);
     assert!(skip_ran.is_empty() || skip_ran == [1], "skip: {skip_ran:?}");
 }
+
+/// A flow of a `Schedule` trigger (far in the future) and four transforms, all executed in
+/// place, whose step records come to about 28 MB a run: the first transform outputs a 3.5 MB
+/// literal, each next one the output before it.
+fn heavy_scheduled(name: &str) -> Value {
+    let mut flow = scheduled(
+        name,
+        "repeat",
+        json!({"first_run": "2099-01-01T00:00:00", "every": 1, "unit": "hour",
+               "misfire": "skip"}),
+    );
+    flow["steps"][0]["transmit"] = json!(["x1"]);
+    let big = "y".repeat(3 * 1024 * 1024 + 512 * 1024);
+    let steps = flow["steps"].as_array_mut().unwrap();
+    for i in 1..=4 {
+        let value =
+            if i == 1 { json!(big) } else { json!(format!("{{{{ $.steps.x{} }}}}", i - 1)) };
+        let next = if i < 4 { vec![format!("x{}", i + 1)] } else { Vec::new() };
+        let next: Vec<&str> = next.iter().map(String::as_str).collect();
+        let step = crate::support::step(
+            &format!("x{i}"),
+            "DataTransform",
+            "transform",
+            json!({ "value": value }),
+            &next,
+        );
+        steps.push(step);
+    }
+    flow
+}
+
+/// The runs of one fire time executed in place carry their step records into the statements
+/// that store them, which PostgreSQL takes only up to 1 GB. A burst whose runs together
+/// outgrow that must be stored in pieces, not fail (and be retried, failing) for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_large_in_place_runs_is_stored_in_pieces() {
+    let database_url = workbench_test_support::fresh_database_url().await;
+    let url = database_url.clone();
+    let mut app = TestApp::spawn_with(move |s| s.database_url = Some(url)).await;
+    let mut ids = Vec::new();
+    for i in 0..44 {
+        let id = app.create_flow(&heavy_scheduled(&format!("heavy {i}"))).await;
+        set_enabled(&app, &id, true).await;
+        ids.push(id);
+    }
+    let db = pool(&app).clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let armed: i64 = sqlx::query_scalar("SELECT count(*) FROM schedules WHERE state = 'armed'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        if armed == ids.len() as i64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {armed} schedules armed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The server's own loop (two lanes) goes; one loop of one lane fires all 44 at once.
+    app.server.take().unwrap().shutdown().await.unwrap();
+    let db = PgPool::connect(&database_url).await.unwrap();
+    sqlx::query("UPDATE schedules SET next_fire_at = now()").execute(&db).await.unwrap();
+    let mut registry = workbench_engine::builtin_registry();
+    workbench_scheduler::register(&mut registry);
+    let engine = std::sync::Arc::new(workbench_engine::Engine::new(
+        std::sync::Arc::new(registry),
+        std::sync::Arc::new(workbench_engine::NoConnections),
+        workbench_engine::Limits::default(),
+    ));
+    let in_place = workbench_engine::runs::InPlace::new(engine, Default::default());
+    let (stop, stopped) = watch::channel(false);
+    let one_lane = SchedulerConfig { lanes: 1, ..SchedulerConfig::default() };
+    let scheduler = workbench_scheduler::start(db.clone(), one_lane, Some(in_place), stopped);
+
+    // Generous: storing 1.2 GB of step records takes about two minutes on a 2-core machine in
+    // a debug build. Without pieces, no run is ever stored.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let stored = loop {
+        let stored: Vec<(String, i32)> = sqlx::query_as(
+            "SELECT status, (SELECT count(*)::int FROM run_steps s WHERE s.run_id = r.id) \
+             FROM runs r WHERE run_model = 'auto'",
+        )
+        .fetch_all(&db)
+        .await
+        .unwrap();
+        if stored.len() >= ids.len() || Instant::now() > deadline {
+            break stored;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    stop.send(true).unwrap();
+    scheduler.await.unwrap();
+    assert_eq!(stored.len(), ids.len(), "runs stored: {}", stored.len());
+    for (status, steps) in &stored {
+        assert_eq!((status.as_str(), *steps), ("success", 5), "executed in place in full");
+    }
+}

@@ -552,9 +552,9 @@ async fn write_batches(
     }
 }
 
-/// How many of the runs, whose sizes are `bytes`, go into the next statement: as many as fit
-/// in [`MAX_BATCH_BYTES`], and at least one.
-fn batch_len(bytes: impl Iterator<Item = usize>) -> usize {
+/// How many of the runs, whose sizes are `bytes` (see [`stored_size`]), go into the next
+/// statement: as many as fit in [`MAX_BATCH_BYTES`], and at least one.
+pub fn batch_len(bytes: impl Iterator<Item = usize>) -> usize {
     let mut total = 0usize;
     let mut n = 0;
     for size in bytes {
@@ -569,7 +569,7 @@ fn batch_len(bytes: impl Iterator<Item = usize>) -> usize {
 
 /// About how many bytes of parameters `run` adds to the accepting statement: its JSON values
 /// and texts, which dwarf the fixed-size columns.
-fn stored_size(run: &NewRun, executed: Option<&Executed>) -> usize {
+pub fn stored_size(run: &NewRun, executed: Option<&Executed>) -> usize {
     let mut bytes = json_size(&run.input);
     if let Some(done) = executed {
         bytes += done.end.message.as_ref().map_or(0, String::len);

@@ -27,7 +27,7 @@ use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
-use workbench_engine::runs::InPlace;
+use workbench_engine::runs::{self, InPlace};
 use workbench_engine::schedule_store::{self, DueSchedule, FireClaim, SCHEDULES_CHANNEL};
 use workbench_engine::store::{self, Acceptance, Executed, NewRun, SHARED_SLOT};
 use workbench_engine::{FlowGraph, RunMode};
@@ -300,11 +300,18 @@ impl Scheduler {
     ) -> sqlx::Result<HashSet<Uuid>> {
         let page = self.config.batch.max(1) as usize;
         let mut stored = HashSet::new();
-        for (fires, chunk) in plan.fires.chunks(page).zip(started.chunks(page)) {
+        let mut from = 0;
+        while from < started.len() {
+            // Cut by bytes too: runs executed here carry their step records, and PostgreSQL
+            // refuses a statement of more than 1 GB, which would fail the lane on every pass.
+            let sizes = started[from..].iter().take(page);
+            let n = runs::batch_len(sizes.map(|(run, done)| runs::stored_size(run, done.as_ref())));
+            let (fires, chunk) = (&plan.fires[from..from + n], &started[from..from + n]);
+            from += n;
             let claims: Vec<FireClaim> = fires.iter().map(PlannedFire::claim).collect();
             let claimed: HashSet<Uuid> =
                 schedule_store::claim_fires(&mut *tx, &claims).await?.into_iter().collect();
-            let runs: Vec<(&NewRun, Acceptance<'_>)> = chunk
+            let accepted: Vec<(&NewRun, Acceptance<'_>)> = chunk
                 .iter()
                 .filter(|(run, _)| claimed.contains(&run.id))
                 .map(|(run, executed)| match executed {
@@ -312,7 +319,7 @@ impl Scheduler {
                     None => (run, Acceptance::Queued),
                 })
                 .collect();
-            stored.extend(store::accept_runs_in(&mut *tx, SHARED_SLOT, &runs).await?);
+            stored.extend(store::accept_runs_in(&mut *tx, SHARED_SLOT, &accepted).await?);
         }
         for next in plan.next.chunks(page) {
             schedule_store::advance(&mut *tx, next).await?;
