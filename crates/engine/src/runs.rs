@@ -125,7 +125,7 @@ const MAX_BATCH: usize = 512;
 /// statement carries, however many runs have gathered: PostgreSQL refuses a statement with more
 /// than 1 GB of parameters, and a refused statement would fail every run in it. A run larger
 /// than this goes alone.
-const MAX_BATCH_BYTES: usize = 256 * 1024 * 1024;
+pub const MAX_BATCH_BYTES: usize = 256 * 1024 * 1024;
 
 /// Batches written at once. One writer gathers the most per commit: on the development
 /// machine a second one, writing while the first waits for its commit, made smaller batches

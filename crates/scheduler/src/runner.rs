@@ -51,7 +51,7 @@ pub struct SchedulerConfig {
     pub lanes: usize,
     /// How long before a fire time its schedules are locked, so that at the fire time only
     /// executing and writing the runs is left. A flow update or disable that comes meanwhile
-    /// waits for the fire (at most this long plus the writing).
+    /// waits for the fire: this long, plus executing and writing the lane's runs.
     pub lead: Duration,
 }
 
@@ -238,20 +238,40 @@ impl Scheduler {
 
         let grace = chrono::Duration::from_std(self.config.misfire_grace)
             .unwrap_or(chrono::Duration::zero());
-        let plan = plan_batch(&due, Utc::now(), grace);
-        let started = self.start_runs(&plan.fires, &graphs).await;
-        let executed_ms = fired_at.elapsed().as_secs_f64() * 1e3;
+        // Judged as of the instant the schedules were locked for, however long locking took.
+        let plan = plan_batch(&due, at, grace);
         for (flow, error) in &plan.broken {
             tracing::warn!(%flow, %error, "schedule cannot fire");
             schedule_store::set_broken(&mut *tx, *flow, error).await?;
         }
-        let stored = self.write(&mut tx, &plan, &started).await?;
+        // Every run is started before any is written, so that the last starts about as soon as
+        // the first; only runs whose records would not fit one statement are written sooner,
+        // which also bounds what the lane holds in memory.
+        let mut stored = HashSet::new();
+        let (mut started, mut first, mut bytes) = (Vec::new(), 0, 0);
+        for fire in &plan.fires {
+            let (run, executed) = self.start_run(fire, &graphs).await;
+            bytes += runs::stored_size(&run, executed.as_ref());
+            started.push((run, executed));
+            if bytes >= runs::MAX_BATCH_BYTES {
+                let fires = &plan.fires[first..first + started.len()];
+                stored.extend(self.store(&mut tx, fires, &started).await?);
+                (first, bytes) = (first + started.len(), 0);
+                started.clear();
+            }
+        }
+        let executed_ms = fired_at.elapsed().as_secs_f64() * 1e3;
+        let fires = &plan.fires[first..];
+        stored.extend(self.store(&mut tx, fires, &started).await?);
+        for next in plan.next.chunks(self.config.batch.max(1) as usize) {
+            schedule_store::advance(&mut *tx, next).await?;
+        }
         tx.commit().await?;
 
-        for (fire, (run, _)) in plan.fires.iter().zip(&started) {
+        for fire in &plan.fires {
             let flow = fire.schedule.flow_id;
-            if stored.contains(&run.id) {
-                tracing::info!(%flow, run = %run.id, fire = %fire.at, "schedule fired");
+            if stored.contains(&fire.run_id) {
+                tracing::info!(%flow, run = %fire.run_id, fire = %fire.at, "schedule fired");
             } else {
                 tracing::debug!(%flow, fire = %fire.at, "fire time already claimed");
             }
@@ -267,46 +287,42 @@ impl Scheduler {
         Ok(due.len())
     }
 
-    /// The run of every fire, executed now where its flow is self-contained (`Some`); each
-    /// run's start time is when it began.
-    async fn start_runs(
+    /// The run of a fire, executed now if its flow is self-contained (`Some`); its start time
+    /// is when it began.
+    async fn start_run(
         &self,
-        fires: &[PlannedFire<'_>],
+        fire: &PlannedFire<'_>,
         graphs: &HashMap<(Uuid, i32), Arc<FlowGraph>>,
-    ) -> Vec<(NewRun, Option<Executed>)> {
-        let mut started = Vec::with_capacity(fires.len());
-        for fire in fires {
-            let run = fire.run(Utc::now());
-            let graph = graphs.get(&(run.flow_id, run.flow_version));
-            let executed = match (&self.in_place, graph) {
-                (Some(in_place), Some(graph)) => {
-                    in_place.execute_graph(graph.clone(), &run, RunMode::Auto).await
-                }
-                // Queued: a flow that could not be loaded fails in a worker, which says why.
-                _ => None,
-            };
-            started.push((run, executed));
-        }
-        started
+    ) -> (NewRun, Option<Executed>) {
+        let run = fire.run(Utc::now());
+        let graph = graphs.get(&(run.flow_id, run.flow_version));
+        let executed = match (&self.in_place, graph) {
+            (Some(in_place), Some(graph)) => {
+                in_place.execute_graph(graph.clone(), &run, RunMode::Auto).await
+            }
+            // Queued: a flow that could not be loaded fails in a worker, which says why.
+            _ => None,
+        };
+        (run, executed)
     }
 
-    /// Claims the fire times, stores the runs of those claimed now and advances the schedules,
-    /// a page at a time; returns the ids of the runs stored.
-    async fn write(
+    /// Claims the fire times and stores the runs of those claimed now (`started[i]` is the run
+    /// of `fires[i]`), in statements cut by count and by bytes; returns the ids stored.
+    async fn store(
         &self,
         tx: &mut PgConnection,
-        plan: &BatchPlan<'_>,
+        fires: &[PlannedFire<'_>],
         started: &[(NewRun, Option<Executed>)],
     ) -> sqlx::Result<HashSet<Uuid>> {
         let page = self.config.batch.max(1) as usize;
         let mut stored = HashSet::new();
         let mut from = 0;
         while from < started.len() {
-            // Cut by bytes too: runs executed here carry their step records, and PostgreSQL
-            // refuses a statement of more than 1 GB, which would fail the lane on every pass.
+            // PostgreSQL refuses a statement of more than 1 GB, which would fail the lane on
+            // every pass.
             let sizes = started[from..].iter().take(page);
             let n = runs::batch_len(sizes.map(|(run, done)| runs::stored_size(run, done.as_ref())));
-            let (fires, chunk) = (&plan.fires[from..from + n], &started[from..from + n]);
+            let (fires, chunk) = (&fires[from..from + n], &started[from..from + n]);
             from += n;
             let claims: Vec<FireClaim> = fires.iter().map(PlannedFire::claim).collect();
             let claimed: HashSet<Uuid> =
@@ -320,9 +336,6 @@ impl Scheduler {
                 })
                 .collect();
             stored.extend(store::accept_runs_in(&mut *tx, SHARED_SLOT, &accepted).await?);
-        }
-        for next in plan.next.chunks(page) {
-            schedule_store::advance(&mut *tx, next).await?;
         }
         Ok(stored)
     }
