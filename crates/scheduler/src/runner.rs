@@ -175,10 +175,10 @@ impl Scheduler {
     /// Fires every schedule due by `at` that this process can lock, on all lanes at once;
     /// returns how many schedules it locked.
     ///
-    /// FIXME: the fires of a later instant wait until this one's are written (about 1 s for
-    /// 10,000 schedules on the 2-core benchmark machine, docs/benchmarks.md, scenario 6), and
-    /// runs that are queued rather than executed here start only once written. Locking the
-    /// next instant while this one writes would need connections beyond the lanes'.
+    /// FIXME: the fires of a later instant wait until this one's are written (for a burst of
+    /// 10,000 schedules, about four rows each; docs/benchmarks.md, scenario 6), and runs that
+    /// are queued rather than executed here start only once written. Locking the next instant
+    /// while this one writes would need connections beyond the lanes'.
     async fn fire(&self, at: DateTime<Utc>, stop: &watch::Receiver<bool>) -> sqlx::Result<usize> {
         // Tasks of their own, so that the lanes execute runs on several cores.
         let lanes: Vec<_> = (0..self.config.lanes.max(1))
