@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use futures::FutureExt;
 use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use uuid::Uuid;
@@ -143,9 +144,10 @@ impl Submitter {
     pub fn start(db: PgPool) -> Submitter {
         let (queue, pending) = mpsc::channel(MAX_BATCH * 4);
         let pending = Arc::new(tokio::sync::Mutex::new(pending));
+        let writing = writer_pool(&db);
         for _ in 0..WRITERS {
             let slot = rand::Rng::gen_range(&mut rand::thread_rng(), 1..=COUNT_SLOTS);
-            tokio::spawn(write_batches(db.clone(), slot, pending.clone()));
+            tokio::spawn(write_batches(writing.clone(), slot, pending.clone()));
         }
         Submitter { db, queue, flows: Arc::default(), inline: None, local: None }
     }
@@ -521,6 +523,22 @@ fn claimed(run: &NewRun) -> ClaimedRun {
         input: Some(run.input.clone()),
         claims: 1,
     }
+}
+
+/// The writers' own connections. Two settings make a small batch cheaper: PostgreSQL plans the
+/// accepting statement once (`plan_cache_mode=force_generic_plan`; by default it plans it
+/// afresh for each batch, and its generic plan suits any batch: one index probe into `flows`
+/// per run), and a connection is not pinged each time a writer takes it. Together they served
+/// about a third more sync hook requests at c = 8 (docs/benchmarks.md, scenario 2). Without the
+/// ping, a connection that died while idle (PostgreSQL restarted) fails the batch that next
+/// uses it, whose callers get the database's error, and is then replaced.
+fn writer_pool(db: &PgPool) -> PgPool {
+    let options = (*db.connect_options()).clone();
+    let options = options.options([("plan_cache_mode", "force_generic_plan")]);
+    PgPoolOptions::new()
+        .max_connections(WRITERS as u32 + 1)
+        .test_before_acquire(false)
+        .connect_lazy_with(options)
 }
 
 /// One writer: takes whatever has gathered (waiting for the first if nothing has) and stores
