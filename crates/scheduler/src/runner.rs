@@ -8,9 +8,9 @@
 //!
 //! A fire time is prepared ahead and fired on time: a few transactions ("lanes", one
 //! connection each) lock the due schedules page by page with `FOR UPDATE SKIP LOCKED` during
-//! the lead and wait, locks held, for the fire time. Then each lane plans every fire in
-//! memory, executes the runs of self-contained flows in place (their `start_time` is when
-//! each one began), claims the fire times in `schedule_fires` (a unique key), stores the runs
+//! the lead, plan every fire in memory and wait, locks held, for the fire time. Then each lane
+//! executes the runs of self-contained flows in place (their `start_time` is when each one
+//! began), claims the fire times in `schedule_fires` (a unique key), stores the runs
 //! (finished, or queued for the workers) and advances the next fire times, one statement per
 //! table and page, and commits. Claim, runs and advance commit together or not at all: a
 //! process that dies before its commit leaves the schedules due, and the next pass of any
@@ -226,6 +226,14 @@ impl Scheduler {
             }
             None => HashMap::new(),
         };
+        // Planned before the instant too, as of the instant: what is left for it is the runs.
+        let grace = chrono::Duration::from_std(self.config.misfire_grace)
+            .unwrap_or(chrono::Duration::zero());
+        let plan = plan_batch(&due, at, grace);
+        for (flow, error) in &plan.broken {
+            tracing::warn!(%flow, %error, "schedule cannot fire");
+            schedule_store::set_broken(&mut *tx, *flow, error).await?;
+        }
         let locked = began.elapsed();
         // Stopping meanwhile rolls back: the schedules stay due for whoever runs next.
         if let Ok(wait) = (at - Utc::now()).to_std() {
@@ -236,14 +244,6 @@ impl Scheduler {
         }
         let fired_at = Instant::now();
 
-        let grace = chrono::Duration::from_std(self.config.misfire_grace)
-            .unwrap_or(chrono::Duration::zero());
-        // Judged as of the instant the schedules were locked for, however long locking took.
-        let plan = plan_batch(&due, at, grace);
-        for (flow, error) in &plan.broken {
-            tracing::warn!(%flow, %error, "schedule cannot fire");
-            schedule_store::set_broken(&mut *tx, *flow, error).await?;
-        }
         // Every run is started before any is written, so that the last starts about as soon as
         // the first; only runs whose records would not fit one statement are written sooner,
         // which also bounds what the lane holds in memory.
