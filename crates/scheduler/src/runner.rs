@@ -251,8 +251,9 @@ impl Scheduler {
         let (mut started, mut first, mut bytes) = (Vec::new(), 0, 0);
         for fire in &plan.fires {
             let (run, executed) = self.start_run(fire, &graphs).await;
-            bytes += runs::stored_size(&run, executed.as_ref());
-            started.push((run, executed));
+            let size = runs::stored_size(&run, executed.as_ref());
+            bytes += size;
+            started.push((run, executed, size));
             if bytes >= runs::MAX_BATCH_BYTES {
                 let fires = &plan.fires[first..first + started.len()];
                 stored.extend(self.store(&mut tx, fires, &started).await?);
@@ -307,12 +308,13 @@ impl Scheduler {
     }
 
     /// Claims the fire times and stores the runs of those claimed now (`started[i]` is the run
-    /// of `fires[i]`), in statements cut by count and by bytes; returns the ids stored.
+    /// of `fires[i]`, with its [`runs::stored_size`]), in statements cut by count and by bytes;
+    /// returns the ids stored.
     async fn store(
         &self,
         tx: &mut PgConnection,
         fires: &[PlannedFire<'_>],
-        started: &[(NewRun, Option<Executed>)],
+        started: &[(NewRun, Option<Executed>, usize)],
     ) -> sqlx::Result<HashSet<Uuid>> {
         let page = self.config.batch.max(1) as usize;
         let mut stored = HashSet::new();
@@ -320,8 +322,7 @@ impl Scheduler {
         while from < started.len() {
             // PostgreSQL refuses a statement of more than 1 GB, which would fail the lane on
             // every pass.
-            let sizes = started[from..].iter().take(page);
-            let n = runs::batch_len(sizes.map(|(run, done)| runs::stored_size(run, done.as_ref())));
+            let n = runs::batch_len(started[from..].iter().take(page).map(|(.., size)| *size));
             let (fires, chunk) = (&fires[from..from + n], &started[from..from + n]);
             from += n;
             let claims: Vec<FireClaim> = fires.iter().map(PlannedFire::claim).collect();
@@ -329,8 +330,8 @@ impl Scheduler {
                 schedule_store::claim_fires(&mut *tx, &claims).await?.into_iter().collect();
             let accepted: Vec<(&NewRun, Acceptance<'_>)> = chunk
                 .iter()
-                .filter(|(run, _)| claimed.contains(&run.id))
-                .map(|(run, executed)| match executed {
+                .filter(|(run, ..)| claimed.contains(&run.id))
+                .map(|(run, executed, _)| match executed {
                     Some(done) => (run, Acceptance::Executed(done)),
                     None => (run, Acceptance::Queued),
                 })
