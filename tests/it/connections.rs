@@ -140,7 +140,7 @@ async fn a_custom_connector_calls_the_pet_store_with_the_sealed_key() {
     assert!(!rest.contains(KEY), "{rest}");
     let steps: String = sqlx::query_scalar(
         "SELECT coalesce(string_agg(concat_ws(' ', input::text, output::text, error), ' '), '') \
-         FROM run_steps",
+         FROM run_records",
     )
     .fetch_one(pool)
     .await

@@ -233,8 +233,10 @@ async fn pruning_removes_old_finished_runs_only() {
     assert_eq!(latest["histories"][0]["running_times"], 1, "the flow's counter follows");
     let (_, gone) = app.get(&format!("/v2/{{p}}/flows/{flow_id}/running-history/{old}")).await;
     assert_eq!(gone["error_code"], "MSSI.00020012");
-    let steps: Vec<uuid::Uuid> =
-        sqlx::query_scalar("SELECT DISTINCT run_id FROM run_steps").fetch_all(pool).await.unwrap();
+    let steps: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT DISTINCT run_id FROM run_records")
+        .fetch_all(pool)
+        .await
+        .unwrap();
     assert_eq!(steps, [recent.parse::<uuid::Uuid>().unwrap()], "the pruned run's steps went too");
 }
 

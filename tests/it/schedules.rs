@@ -493,7 +493,7 @@ async fn a_burst_of_large_in_place_runs_is_stored_in_pieces() {
     let deadline = Instant::now() + Duration::from_secs(300);
     let stored = loop {
         let stored: Vec<(String, i32)> = sqlx::query_as(
-            "SELECT status, (SELECT count(*)::int FROM run_steps s WHERE s.run_id = r.id) \
+            "SELECT status, (SELECT count(*)::int FROM run_records s WHERE s.run_id = r.id) \
              FROM runs r WHERE run_model = 'auto'",
         )
         .fetch_all(&db)

@@ -61,7 +61,7 @@ pub(crate) async fn run(
     let recorded: i64 = sqlx::query_scalar(
         r#"
         SELECT count(*) FROM runs r WHERE r.flow_id = $1 AND r.status = 'success'
-          AND (SELECT count(*) FROM run_steps s
+          AND (SELECT count(*) FROM run_records s
                WHERE s.run_id = r.id AND s.status = 'success') = 3
         "#,
     )

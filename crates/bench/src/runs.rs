@@ -98,7 +98,7 @@ async fn one(
         r#"
         SELECT r.id, r.status, r.end_time,
                count(s.step_key), count(s.step_key) FILTER (WHERE s.status = 'success')
-        FROM runs r LEFT JOIN run_steps s ON s.run_id = r.id
+        FROM runs r LEFT JOIN run_records s ON s.run_id = r.id
         WHERE r.flow_id = $1 GROUP BY r.id
         "#,
     )

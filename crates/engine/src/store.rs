@@ -15,7 +15,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
 use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
@@ -372,7 +374,7 @@ async fn accept_statement<'e>(
     let mut ends = Vec::with_capacity(n);
     let mut owners = Vec::with_capacity(n);
     let mut leases = Vec::with_capacity(n);
-    let mut steps = Vec::new();
+    let mut steps = Vec::with_capacity(n);
     for (run, how) in runs {
         ids.push(run.id);
         projects.push(run.project_id.as_str());
@@ -399,31 +401,30 @@ async fn accept_statement<'e>(
         messages.push(done.and_then(|d| d.end.message.as_deref()).map(storable::text));
         responses.push(done.and_then(|d| d.end.response.as_ref()).map(storable::json));
         ends.push(done.map(|d| d.end_time));
-        steps.extend(done.into_iter().flat_map(|d| d.records.iter().map(|r| (run.id, r))));
+        steps.push(done.map(|d| Json(InlineSteps(&d.records))));
     }
     let inputs: Vec<&Value> = inputs.iter().map(AsRef::as_ref).collect();
     let messages: Vec<Option<&str>> = messages.iter().map(|m| m.as_deref()).collect();
     let responses: Vec<Option<&Value>> = responses.iter().map(|r| r.as_deref()).collect();
-    let steps = StepColumns::new(&steps);
     let sql = format!(
         r#"
         WITH r AS (
             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::text[],
                                  $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::jsonb[],
                                  $11::timestamptz[], $12::timestamptz[], $13::uuid[],
-                                 $14::float8[])
+                                 $14::float8[], $15::jsonb[])
                 AS r(id, project_id, flow_id, flow_version, flow_name, run_model, status, input,
-                     message, response, start_time, end_time, lease_owner, lease_secs)
+                     message, response, start_time, end_time, lease_owner, lease_secs, steps)
         ), stored AS (
             INSERT INTO runs (id, project_id, flow_id, flow_version, flow_name, run_model,
                               status, input, message, response, start_time, end_time,
-                              lease_owner, lease_until, claims)
+                              lease_owner, lease_until, claims, steps)
             SELECT r.id, r.project_id, r.flow_id, r.flow_version, r.flow_name, r.run_model,
                    r.status, r.input, r.message, r.response, r.start_time, r.end_time,
                    r.lease_owner,
                    CASE WHEN r.lease_owner IS NOT NULL
                         THEN now() + make_interval(secs => r.lease_secs) END,
-                   CASE WHEN r.lease_owner IS NOT NULL THEN 1 ELSE 0 END
+                   CASE WHEN r.lease_owner IS NOT NULL THEN 1 ELSE 0 END, r.steps
             FROM r
             JOIN flows f ON f.id = r.flow_id AND f.project_id = r.project_id
                         AND f.version = r.flow_version
@@ -431,14 +432,10 @@ async fn accept_statement<'e>(
             RETURNING id, flow_id, start_time
         ), counted AS (
             {}
-        ), steps AS (
-            INSERT INTO run_steps ({STEP_FIELDS})
-            SELECT s.* FROM {} WHERE s.run_id IN (SELECT id FROM stored)
         )
         SELECT id FROM stored
         "#,
         count_runs(slot, "stored"),
-        step_unnest(15)
     );
     let query = sqlx::query(&sql)
         .bind(&ids)
@@ -454,8 +451,9 @@ async fn accept_statement<'e>(
         .bind(&starts)
         .bind(&ends)
         .bind(&owners)
-        .bind(&leases);
-    let rows = steps.bind(query).fetch_all(db).await?;
+        .bind(&leases)
+        .bind(&steps);
+    let rows = query.fetch_all(db).await?;
     rows.iter().map(|row| sqlx::Row::try_get(row, 0)).collect()
 }
 
@@ -680,6 +678,47 @@ impl<'a> StepColumns<'a> {
     }
 }
 
+/// A finished run's step records as the one `jsonb` array of its `runs.steps`, in the fields
+/// and forms the `run_records` view reads back; NULs replaced, times to the microsecond that
+/// PostgreSQL keeps.
+struct InlineSteps<'a>(&'a [StepRecord]);
+
+impl Serialize for InlineSteps<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|r| InlineStep {
+            step_key: &r.step_key,
+            step_id: &r.step_id,
+            seq: r.seq,
+            status: status_text(r.status),
+            attempt: r.attempt,
+            cost_ms: r.cost_ms,
+            input: storable::json(&r.input),
+            output: storable::json(&r.output),
+            error: r.error.as_deref().map(storable::text),
+            started_at: r.started_at,
+        }))
+    }
+}
+
+#[derive(Serialize)]
+struct InlineStep<'a> {
+    step_key: &'a str,
+    step_id: &'a str,
+    seq: i32,
+    status: &'static str,
+    attempt: i32,
+    cost_ms: i64,
+    input: Cow<'a, Value>,
+    output: Cow<'a, Value>,
+    error: Option<Cow<'a, str>>,
+    #[serde(serialize_with = "micros")]
+    started_at: DateTime<Utc>,
+}
+
+fn micros<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&at.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+}
+
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 fn status_text(status: StepStatus) -> &'static str {
@@ -693,7 +732,7 @@ pub async fn load_steps(db: impl PgExecutor<'_>, run_id: Uuid) -> sqlx::Result<V
     let rows: Vec<StepRow> = sqlx::query_as(
         r#"
         SELECT step_key, step_id, seq, status, attempt, cost_ms, input, output, error, started_at
-        FROM run_steps WHERE run_id = $1 ORDER BY seq, step_key
+        FROM run_records WHERE run_id = $1 ORDER BY seq, step_key
         "#,
     )
     .bind(run_id)
