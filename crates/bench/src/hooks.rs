@@ -16,6 +16,8 @@ use crate::stats::closed_loop;
 pub(crate) struct HooksArgs {
     pub(crate) requests: usize,
     pub(crate) concurrency: Vec<usize>,
+    /// PostgreSQL's postmaster, when the cluster is the bench's own (for its CPU time).
+    pub(crate) postmaster: Option<u32>,
 }
 
 pub(crate) async fn run(
@@ -27,7 +29,9 @@ pub(crate) async fn run(
     let (flow_id, apig_url) = server.enabled_flow(&http_transform_response("bench-hook")).await?;
     let hook = format!("{}{}", server.base, apig_url.as_str().context("apig_url")?);
     let mut sent = 0;
+    let ticks_per_s = crate::cpu::clock_ticks_per_second().await;
     for &c in &args.concurrency {
+        let before = crate::cpu::usage(server.pid(), args.postmaster, ticks_per_s);
         let (client, url) = (server.client.clone(), hook.clone());
         let load = closed_loop(c, args.requests, move |i| {
             let (client, url) = (client.clone(), url.clone());
@@ -43,9 +47,20 @@ pub(crate) async fn run(
             }
         })
         .await;
+        let after = crate::cpu::usage(server.pid(), args.postmaster, ticks_per_s);
         if let Some(e) = &load.first_error {
             bail!("{} of {} hook calls failed, first: {e}", load.errors, args.requests);
         }
+        let per_request = |secs: f64| format!("{:.0}", secs * 1e6 / args.requests as f64);
+        let postgres = match (before.postgres, after.postgres) {
+            (Some(b), Some(a)) => per_request(a - b),
+            _ => "unknown".into(),
+        };
+        report.note(format!(
+            "c={c}: CPU µs per request: server {}, PostgreSQL {postgres}, load generator {}",
+            per_request(after.server - before.server),
+            per_request(after.generator - before.generator),
+        ));
         sent += args.requests;
         let target = (c == 8).then_some(Target::AtLeast(6000.0));
         let reference = format!("axum_c{c}_rps");

@@ -182,6 +182,7 @@ async fn run_all(
                 let a = hooks::HooksArgs {
                     requests: args.hook_requests,
                     concurrency: args.hook_concurrency.clone(),
+                    postmaster: pg.postmaster(),
                 };
                 hooks::run(server.clone(), &a, report).await
             }
