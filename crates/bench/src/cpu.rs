@@ -63,3 +63,17 @@ pub(crate) async fn clock_ticks_per_second() -> f64 {
     let out = tokio::process::Command::new("getconf").arg("CLK_TCK").output().await;
     out.ok().and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok()).unwrap_or(100.0)
 }
+
+/// The CPU each side spent per item between two readings, as a note's text.
+pub(crate) fn per_item(before: Usage, after: Usage, items: usize, item: &str) -> String {
+    let each = |secs: f64| format!("{:.0}", secs * 1e6 / items.max(1) as f64);
+    let postgres = match (before.postgres, after.postgres) {
+        (Some(b), Some(a)) => each(a - b),
+        _ => "unknown".into(),
+    };
+    format!(
+        "CPU µs per {item}: server {}, PostgreSQL {postgres}, load generator {}",
+        each(after.server - before.server),
+        each(after.generator - before.generator),
+    )
+}

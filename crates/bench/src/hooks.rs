@@ -51,16 +51,8 @@ pub(crate) async fn run(
         if let Some(e) = &load.first_error {
             bail!("{} of {} hook calls failed, first: {e}", load.errors, args.requests);
         }
-        let per_request = |secs: f64| format!("{:.0}", secs * 1e6 / args.requests as f64);
-        let postgres = match (before.postgres, after.postgres) {
-            (Some(b), Some(a)) => per_request(a - b),
-            _ => "unknown".into(),
-        };
-        report.note(format!(
-            "c={c}: CPU µs per request: server {}, PostgreSQL {postgres}, load generator {}",
-            per_request(after.server - before.server),
-            per_request(after.generator - before.generator),
-        ));
+        let cpu = crate::cpu::per_item(before, after, args.requests, "request");
+        report.note(format!("c={c}: {cpu}"));
         sent += args.requests;
         let target = (c == 8).then_some(Target::AtLeast(6000.0));
         let reference = format!("axum_c{c}_rps");

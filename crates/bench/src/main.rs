@@ -175,7 +175,11 @@ async fn run_all(
             Scenario::Reference => Ok(()),
             Scenario::Idle => schedules::idle(&server, args.idle_secs, report).await,
             Scenario::Runs => {
-                let a = runs::RunsArgs { runs: args.runs, clients: args.clients };
+                let a = runs::RunsArgs {
+                    runs: args.runs,
+                    clients: args.clients,
+                    postmaster: pg.postmaster(),
+                };
                 runs::run(server.clone(), &a, report).await
             }
             Scenario::Hooks => {

@@ -25,6 +25,8 @@ type RunRow = (Uuid, String, Option<DateTime<Utc>>, i64, i64);
 pub(crate) struct RunsArgs {
     pub(crate) runs: usize,
     pub(crate) clients: usize,
+    /// PostgreSQL's postmaster, when the cluster is the bench's own (for its CPU time).
+    pub(crate) postmaster: Option<u32>,
 }
 
 pub(crate) async fn run(
@@ -51,6 +53,8 @@ async fn one(
     let submitted: Arc<Mutex<Vec<(Uuid, SystemTime)>>> =
         Arc::new(Mutex::new(Vec::with_capacity(args.runs)));
 
+    let ticks_per_s = crate::cpu::clock_ticks_per_second().await;
+    let before = crate::cpu::usage(server.pid(), args.postmaster, ticks_per_s);
     let started = SystemTime::now();
     let (srv, subs, path) =
         (server.clone(), submitted.clone(), format!("/v1/{{p}}/flows/{flow_id}/run"));
@@ -67,9 +71,12 @@ async fn one(
         }
     })
     .await;
+    let after = crate::cpu::usage(server.pid(), args.postmaster, ticks_per_s);
     if let Some(e) = &accept.first_error {
         bail!("{} of {} submissions failed, first: {e}", accept.errors, args.runs);
     }
+    let cpu = crate::cpu::per_item(before, after, args.runs, "run");
+    report.note(format!("{label}, while submitting: {cpu}"));
     report.add(label, "accepted", accept.rate(), "runs/s").against("pg_commits_per_s");
     report.add(label, "accept p99", accept.latencies.ms(0.99), "ms");
 
