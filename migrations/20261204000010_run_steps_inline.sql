@@ -1,7 +1,8 @@
 -- A run executed where it was accepted is stored finished, in one statement with the other
 -- runs of its batch. Its step records ride in that run's row, as one jsonb array, instead of
 -- one run_steps row (and one primary key entry) each: a third of the statement's cost was
--- those rows. Runs executed by a worker still checkpoint into run_steps, record by record.
+-- those rows. Runs executed by a worker still checkpoint into run_steps, record by record,
+-- and so do finished runs whose records are too large for one jsonb value.
 ALTER TABLE runs ADD COLUMN steps jsonb;
 
 -- Every step record of every run, wherever it is stored. A filter on run_id reaches both

@@ -268,3 +268,84 @@ async fn pruning_the_runs_of_a_deleted_flow_leaves_no_counts_behind() {
         .unwrap();
     assert_eq!(counts, 0, "a deleted flow keeps no count rows");
 }
+
+#[tokio::test]
+async fn finished_runs_keep_records_too_large_for_their_row_as_rows() {
+    use workbench_engine::store::{self, Acceptance, Executed, NewRun, RunEnd};
+    use workbench_engine::{StepRecord, StepStatus};
+
+    let app = TestApp::spawn().await;
+    let flow_id = app.create_flow(&echo_flow("large records")).await;
+    let pool = &app.server.as_ref().unwrap().pool;
+    let flow: uuid::Uuid = flow_id.parse().unwrap();
+    let (project_id, version, name): (String, i32, String) =
+        sqlx::query_as("SELECT project_id, version, name FROM flows WHERE id = $1")
+            .bind(flow)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    // PostgreSQL keeps microseconds.
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
+    let new_run = |n: i64| NewRun {
+        id: workbench_engine::runs::new_run_id(),
+        project_id: project_id.clone(),
+        flow_id: flow,
+        flow_version: version,
+        flow_name: name.clone(),
+        run_model: "test".into(),
+        input: json!({"n": n}),
+        start_time: now,
+    };
+    let finished = |run: &NewRun, text: &str| Executed {
+        end: RunEnd { run_id: run.id, success: true, message: None, response: None },
+        end_time: now,
+        records: ["trigger", "x"]
+            .iter()
+            .zip(1..)
+            .map(|(id, seq)| StepRecord {
+                step_key: id.to_string(),
+                step_id: id.to_string(),
+                seq,
+                status: StepStatus::Success,
+                attempt: 1,
+                cost_ms: 0,
+                input: json!({"text": text}),
+                output: json!({"got": text}),
+                error: None,
+                started_at: now,
+            })
+            .collect(),
+    };
+    // Two records of twice 9 MB each: past what one run's row holds (32 MB of JSON).
+    let large = "x".repeat(9 << 20);
+    let (small_run, large_run) = (new_run(1), new_run(2));
+    let (small_done, large_done) = (finished(&small_run, "small"), finished(&large_run, &large));
+    let runs = [
+        (&small_run, Acceptance::Executed(&small_done)),
+        (&large_run, Acceptance::Executed(&large_done)),
+    ];
+    let stored = store::accept_runs(pool, store::SHARED_SLOT, &runs).await.unwrap();
+    assert_eq!(stored.len(), 2, "both runs are stored");
+
+    let in_row = |id: uuid::Uuid| {
+        sqlx::query_scalar::<_, bool>("SELECT steps IS NOT NULL FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+    };
+    assert!(in_row(small_run.id).await.unwrap(), "small records ride in the run's row");
+    assert!(!in_row(large_run.id).await.unwrap(), "large records do not");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM run_steps WHERE run_id = $1")
+        .bind(large_run.id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 2, "one row per record");
+    for (run, done) in [(&small_run, &small_done), (&large_run, &large_done)] {
+        let read = store::load_steps(pool, run.id).await.unwrap();
+        assert_eq!(read, done.records, "the records read back as they were");
+    }
+
+    let (_, detail) =
+        app.get(&format!("/v2/{{p}}/flows/{flow_id}/running-history/{}", small_run.id)).await;
+    assert_eq!(detail["steps"][1]["output"], json!({"got": "small"}), "{detail}");
+}

@@ -35,6 +35,7 @@ use crate::graphs::FlowGraphs;
 use crate::journal::{Journal, JournalError, StepRecord};
 use crate::model::FlowGraph;
 use crate::queue::LocalWorkers;
+use crate::storable;
 use crate::store::{self, Acceptance, ClaimedRun, Executed, FlowRow, NewRun, RunEnd};
 
 /// Why a run was not accepted.
@@ -588,34 +589,16 @@ pub fn batch_len(bytes: impl Iterator<Item = usize>) -> usize {
 /// About how many bytes of parameters `run` adds to the accepting statement: its JSON values
 /// and texts, which dwarf the fixed-size columns.
 pub fn stored_size(run: &NewRun, executed: Option<&Executed>) -> usize {
-    let mut bytes = json_size(&run.input);
+    let mut bytes = storable::json_len(&run.input);
     if let Some(done) = executed {
         bytes += done.end.message.as_ref().map_or(0, String::len);
-        bytes += done.end.response.as_ref().map_or(0, json_size);
+        bytes += done.end.response.as_ref().map_or(0, storable::json_len);
         for r in &done.records {
-            bytes += json_size(&r.input) + json_size(&r.output);
+            bytes += storable::json_len(&r.input) + storable::json_len(&r.output);
             bytes += r.error.as_ref().map_or(0, String::len) + r.step_key.len() + r.step_id.len();
         }
     }
     bytes
-}
-
-/// The length of `value` as JSON text, counted without building the text.
-fn json_size(value: &Value) -> usize {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    // Writing to a counter cannot fail, and a `Value` always serializes.
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.0
 }
 
 /// Parses `run_mode`.
@@ -721,6 +704,6 @@ mod tests {
         // A run larger than the limit goes alone, and is never left behind.
         assert_eq!(batch_len([MAX_BATCH_BYTES * 2, 1].into_iter()), 1);
         assert_eq!(batch_len([1, MAX_BATCH_BYTES].into_iter()), 1);
-        assert_eq!(json_size(&json!({"a": "\u{0}"})), r#"{"a":"\u0000"}"#.len());
+        assert_eq!(storable::json_len(&json!({"a": "\u{0}"})), r#"{"a":"\u0000"}"#.len());
     }
 }

@@ -322,17 +322,24 @@ pub enum Acceptance<'a> {
 /// workers if any was queued. A run is stored only while its flow is still in its project at
 /// the version it was planned with, and enabled unless it is a test run, so a caller that
 /// planned it from a cached flow learns that the flow changed. Returns the ids stored. Without
-/// queued runs this is one statement, and so one commit, for the whole batch.
+/// queued runs, and without step records too large for a run's row ([`INLINE_RECORDS_MAX`]),
+/// this is one statement, and so one commit, for the whole batch.
 pub async fn accept_runs(
     db: &PgPool,
     slot: i16,
     runs: &[(&NewRun, Acceptance<'_>)],
 ) -> sqlx::Result<HashSet<Uuid>> {
-    if !runs.iter().any(|(_, how)| matches!(how, Acceptance::Queued)) {
-        return accept_statement(db, slot, runs).await;
+    let inline = inline_records(runs);
+    let one_statement = runs.iter().zip(&inline).all(|((_, how), inline)| match how {
+        Acceptance::Queued => false,
+        Acceptance::Executed(_) => *inline,
+        Acceptance::Leased(..) => true,
+    });
+    if one_statement {
+        return accept_statement(db, slot, runs, &inline).await;
     }
     let mut tx = db.begin().await?;
-    let stored = accept_runs_in(&mut tx, slot, runs).await?;
+    let stored = accept_in(&mut tx, slot, runs, &inline).await?;
     tx.commit().await?;
     Ok(stored)
 }
@@ -343,18 +350,63 @@ pub async fn accept_runs_in(
     slot: i16,
     runs: &[(&NewRun, Acceptance<'_>)],
 ) -> sqlx::Result<HashSet<Uuid>> {
-    let stored = accept_statement(&mut *db, slot, runs).await?;
+    let inline = inline_records(runs);
+    accept_in(db, slot, runs, &inline).await
+}
+
+/// The most bytes of JSON text a finished run's step records may have to be stored in its
+/// row. PostgreSQL caps a `jsonb` array at 256 MB, and the binary form of a document can be
+/// several times its text (an array of one-digit numbers: about 6×). Larger records become
+/// `run_steps` rows, one per record, which no cap reaches.
+pub const INLINE_RECORDS_MAX: usize = 32 * 1024 * 1024;
+
+/// For each run, whether it is finished with records small enough for its row.
+fn inline_records(runs: &[(&NewRun, Acceptance<'_>)]) -> Vec<bool> {
+    runs.iter()
+        .map(|(_, how)| match how {
+            Acceptance::Executed(done) => {
+                let mut bytes = 0usize;
+                done.records.iter().all(|r| {
+                    bytes += storable::json_len(&r.input) + storable::json_len(&r.output);
+                    bytes += r.error.as_ref().map_or(0, String::len);
+                    bytes <= INLINE_RECORDS_MAX
+                })
+            }
+            _ => false,
+        })
+        .collect()
+}
+
+async fn accept_in(
+    db: &mut PgConnection,
+    slot: i16,
+    runs: &[(&NewRun, Acceptance<'_>)],
+    inline: &[bool],
+) -> sqlx::Result<HashSet<Uuid>> {
+    let stored = accept_statement(&mut *db, slot, runs, inline).await?;
+    let rows: Vec<(Uuid, &StepRecord)> = runs
+        .iter()
+        .zip(inline)
+        .filter(|((run, _), inline)| !**inline && stored.contains(&run.id))
+        .flat_map(|((run, how), _)| match how {
+            Acceptance::Executed(done) => done.records.iter().map(|r| (run.id, r)).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    insert_step_rows(&mut *db, &rows).await?;
     if runs.iter().any(|(_, how)| matches!(how, Acceptance::Queued)) {
         sqlx::query("SELECT pg_notify($1, '')").bind(RUNS_CHANNEL).execute(db).await?;
     }
     Ok(stored)
 }
 
-/// The statement of [`accept_runs`]: stores the runs, their counts and their step records.
+/// The statement of [`accept_runs`]: stores the runs, their counts and the step records of
+/// the finished runs marked `inline`.
 async fn accept_statement<'e>(
     db: impl PgExecutor<'e>,
     slot: i16,
     runs: &[(&NewRun, Acceptance<'_>)],
+    inline: &[bool],
 ) -> sqlx::Result<HashSet<Uuid>> {
     if runs.is_empty() {
         return Ok(HashSet::new());
@@ -375,7 +427,7 @@ async fn accept_statement<'e>(
     let mut owners = Vec::with_capacity(n);
     let mut leases = Vec::with_capacity(n);
     let mut steps = Vec::with_capacity(n);
-    for (run, how) in runs {
+    for ((run, how), inline) in runs.iter().zip(inline) {
         ids.push(run.id);
         projects.push(run.project_id.as_str());
         flows.push(run.flow_id);
@@ -401,7 +453,7 @@ async fn accept_statement<'e>(
         messages.push(done.and_then(|d| d.end.message.as_deref()).map(storable::text));
         responses.push(done.and_then(|d| d.end.response.as_ref()).map(storable::json));
         ends.push(done.map(|d| d.end_time));
-        steps.push(done.map(|d| Json(InlineSteps(&d.records))));
+        steps.push(done.filter(|_| *inline).map(|d| Json(InlineSteps(&d.records))));
     }
     let inputs: Vec<&Value> = inputs.iter().map(AsRef::as_ref).collect();
     let messages: Vec<Option<&str>> = messages.iter().map(|m| m.as_deref()).collect();
