@@ -349,3 +349,64 @@ async fn finished_runs_keep_records_too_large_for_their_row_as_rows() {
         app.get(&format!("/v2/{{p}}/flows/{flow_id}/running-history/{}", small_run.id)).await;
     assert_eq!(detail["steps"][1]["output"], json!({"got": "small"}), "{detail}");
 }
+
+#[tokio::test]
+async fn a_checkpoint_is_stored_only_while_its_worker_holds_the_run() {
+    use workbench_engine::store::{self, Acceptance, NewRun};
+    use workbench_engine::{StepRecord, StepStatus};
+
+    let app = TestApp::spawn().await;
+    let flow_id = app.create_flow(&echo_flow("checkpoints")).await;
+    let pool = &app.server.as_ref().unwrap().pool;
+    let flow: uuid::Uuid = flow_id.parse().unwrap();
+    let (project_id, version, name): (String, i32, String) =
+        sqlx::query_as("SELECT project_id, version, name FROM flows WHERE id = $1")
+            .bind(flow)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let run = NewRun {
+        id: workbench_engine::runs::new_run_id(),
+        project_id,
+        flow_id: flow,
+        flow_version: version,
+        flow_name: name,
+        run_model: "test".into(),
+        input: json!({}),
+        start_time: chrono::Utc::now(),
+    };
+    let (worker, other) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let leased = Acceptance::Leased(worker, Duration::from_secs(60));
+    store::accept_runs(pool, store::SHARED_SLOT, &[(&run, leased)]).await.unwrap();
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
+    let record = |output: Value| StepRecord {
+        step_key: "trigger".into(),
+        step_id: "trigger".into(),
+        seq: 1,
+        status: StepStatus::Success,
+        attempt: 1,
+        cost_ms: 0,
+        input: json!({}),
+        output,
+        error: None,
+        started_at: now,
+    };
+
+    let first = [record(json!("first"))];
+    assert!(!store::checkpoint_steps(pool, run.id, other, &first).await.unwrap());
+    assert!(store::load_steps(pool, run.id).await.unwrap().is_empty(), "another worker's is not");
+    assert!(store::checkpoint_steps(pool, run.id, worker, &first).await.unwrap());
+    let again = [record(json!("again"))];
+    assert!(store::checkpoint_steps(pool, run.id, worker, &again).await.unwrap());
+    assert_eq!(store::load_steps(pool, run.id).await.unwrap(), first, "a durable record stays");
+
+    sqlx::query("UPDATE runs SET lease_owner = $2 WHERE id = $1")
+        .bind(run.id)
+        .bind(other)
+        .execute(pool)
+        .await
+        .unwrap();
+    let later = [StepRecord { step_key: "x".into(), step_id: "x".into(), ..record(json!(2)) }];
+    assert!(!store::checkpoint_steps(pool, run.id, worker, &later).await.unwrap(), "taken over");
+    assert_eq!(store::load_steps(pool, run.id).await.unwrap(), first);
+}

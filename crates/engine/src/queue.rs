@@ -542,12 +542,11 @@ struct PgJournal {
 impl Journal for PgJournal {
     async fn checkpoint(&self, records: Vec<StepRecord>) -> Result<(), JournalError> {
         let write = |e: sqlx::Error| JournalError::Write(e.to_string());
-        let mut tx = self.db.begin().await.map_err(write)?;
-        if !store::holds_lease(&mut *tx, self.run_id, self.owner).await.map_err(write)? {
-            return Err(JournalError::LeaseLost);
+        match store::checkpoint_steps(&self.db, self.run_id, self.owner, &records).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(JournalError::LeaseLost),
+            Err(e) => Err(write(e)),
         }
-        store::insert_steps(&mut *tx, self.run_id, &records).await.map_err(write)?;
-        tx.commit().await.map_err(write)
     }
 }
 

@@ -599,28 +599,36 @@ pub async fn release_runs(
     Ok(done.rows_affected())
 }
 
-/// Whether `owner` still holds the run (no other worker took it over).
-pub async fn holds_lease(db: impl PgExecutor<'_>, run_id: Uuid, owner: Uuid) -> sqlx::Result<bool> {
-    let row: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM runs WHERE id = $1 AND lease_owner = $2 AND status = 'running' \
-         FOR UPDATE",
-    )
-    .bind(run_id)
-    .bind(owner)
-    .fetch_optional(db)
-    .await?;
-    Ok(row.is_some())
-}
-
-/// Inserts step records of one run in one statement. A key already present (written by an
-/// earlier claim) is kept: records are immutable once durable.
-pub async fn insert_steps(
+/// Stores a checkpoint of one run's step records, only while `owner` still holds the run (no
+/// other worker took it over); returns whether it did. One autocommit statement: the run's
+/// row stays locked until the records are durable, so a takeover waits for them. A key
+/// already present (written by an earlier claim) is kept: records are immutable once durable.
+pub async fn checkpoint_steps(
     db: impl PgExecutor<'_>,
     run_id: Uuid,
+    owner: Uuid,
     records: &[StepRecord],
-) -> sqlx::Result<()> {
+) -> sqlx::Result<bool> {
     let rows: Vec<(Uuid, &StepRecord)> = records.iter().map(|r| (run_id, r)).collect();
-    insert_step_rows(db, &rows).await
+    let columns = StepColumns::new(&rows);
+    let sql = format!(
+        r#"
+        WITH held AS (
+            SELECT id FROM runs
+            WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+            FOR UPDATE
+        ), stored AS (
+            INSERT INTO run_steps ({STEP_FIELDS})
+            SELECT s.* FROM {} WHERE EXISTS (SELECT 1 FROM held)
+            ON CONFLICT (run_id, step_key) DO NOTHING
+        )
+        SELECT EXISTS (SELECT 1 FROM held)
+        "#,
+        step_unnest(3)
+    );
+    let query = sqlx::query(&sql).bind(run_id).bind(owner);
+    let row = columns.bind(query).fetch_one(db).await?;
+    sqlx::Row::try_get(&row, 0)
 }
 
 /// Inserts step records of any number of runs in one statement.
