@@ -36,7 +36,7 @@ use crate::journal::{Journal, JournalError, StepRecord};
 use crate::model::FlowGraph;
 use crate::queue::LocalWorkers;
 use crate::storable;
-use crate::store::{self, Acceptance, ClaimedRun, Executed, FlowRow, NewRun, RunEnd};
+use crate::store::{self, Acceptance, ClaimedRun, Executed, FlowRow, NewRun, RunEnd, RunJson};
 
 /// Why a run was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -90,8 +90,8 @@ pub struct Submitter {
 struct Pending {
     run: NewRun,
     how: How,
-    /// About how many bytes the run adds to the accepting statement (see [`MAX_BATCH_BYTES`]).
-    bytes: usize,
+    /// Its JSON, serialized here rather than by the one writer (see [`RunJson`]).
+    json: RunJson,
     /// Whether the run was stored (or why the batch failed), and its reserved slot back.
     done: oneshot::Sender<(Result<bool, String>, Option<OwnedSemaphorePermit>)>,
 }
@@ -295,7 +295,7 @@ impl Submitter {
             flow_name: run.flow_name.clone(),
             ended,
         };
-        let bytes = stored_size(&run, executed.as_ref());
+        let json = RunJson::new(&run, executed.as_ref());
         let local = self.local.as_ref().filter(|_| executed.is_none());
         let (how, claimed) = match (executed, local.and_then(LocalWorkers::reserve)) {
             (Some(executed), _) => (How::Executed(executed), None),
@@ -307,7 +307,7 @@ impl Submitter {
         };
         let (done, stored) = oneshot::channel();
         let closed = || SubmitError::Write("the run writer has stopped".into());
-        self.queue.send(Pending { run, how, bytes, done }).await.map_err(|_| closed())?;
+        self.queue.send(Pending { run, how, json, done }).await.map_err(|_| closed())?;
         let (stored, slot) = stored.await.map_err(|_| closed())?;
         if !stored.map_err(SubmitError::Write)? {
             return Err(SubmitError::Stale);
@@ -552,10 +552,10 @@ async fn write_batches(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while pending.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
         while !batch.is_empty() {
-            let take = batch_len(batch.iter().map(|p| p.bytes));
+            let take = batch_len(batch.iter().map(|p| p.json.len()));
             let part: Vec<Pending> = batch.drain(..take).collect();
-            let runs: Vec<_> = part.iter().map(|p| (&p.run, acceptance(&p.how))).collect();
-            let result = store::accept_runs(&db, slot, &runs).await.map_err(|e| e.to_string());
+            let runs: Vec<_> = part.iter().map(|p| (&p.run, acceptance(&p.how), &p.json)).collect();
+            let result = store::accept_encoded(&db, slot, &runs).await.map_err(|e| e.to_string());
             if let Err(e) = &result {
                 tracing::warn!(error = %e, runs = part.len(), "storing submitted runs failed");
             }

@@ -17,7 +17,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
-use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
@@ -318,6 +317,9 @@ pub enum Acceptance<'a> {
     Executed(&'a Executed),
 }
 
+/// A run with how it is stored and its JSON as text.
+pub type Accepting<'a> = (&'a NewRun, Acceptance<'a>, &'a RunJson);
+
 /// Stores runs as each [`Acceptance`] says; counts them on their flows in `slot`; wakes the
 /// workers if any was queued. A run is stored only while its flow is still in its project at
 /// the version it was planned with, and enabled unless it is a test run, so a caller that
@@ -329,17 +331,29 @@ pub async fn accept_runs(
     slot: i16,
     runs: &[(&NewRun, Acceptance<'_>)],
 ) -> sqlx::Result<HashSet<Uuid>> {
-    let inline = inline_records(runs);
-    let one_statement = runs.iter().zip(&inline).all(|((_, how), inline)| match how {
+    let json: Vec<RunJson> =
+        runs.iter().map(|(run, how)| RunJson::new(run, how.executed())).collect();
+    let runs: Vec<Accepting<'_>> =
+        runs.iter().zip(&json).map(|((run, how), json)| (*run, *how, json)).collect();
+    accept_encoded(db, slot, &runs).await
+}
+
+/// [`accept_runs`] for runs whose JSON the caller serialized already.
+pub async fn accept_encoded(
+    db: &PgPool,
+    slot: i16,
+    runs: &[Accepting<'_>],
+) -> sqlx::Result<HashSet<Uuid>> {
+    let one_statement = runs.iter().all(|(_, how, json)| match how {
         Acceptance::Queued => false,
-        Acceptance::Executed(_) => *inline,
+        Acceptance::Executed(_) => json.steps.is_some(),
         Acceptance::Leased(..) => true,
     });
     if one_statement {
-        return accept_statement(db, slot, runs, &inline).await;
+        return accept_statement(db, slot, runs).await;
     }
     let mut tx = db.begin().await?;
-    let stored = accept_in(&mut tx, slot, runs, &inline).await?;
+    let stored = accept_in(&mut tx, slot, runs).await?;
     tx.commit().await?;
     Ok(stored)
 }
@@ -350,63 +364,129 @@ pub async fn accept_runs_in(
     slot: i16,
     runs: &[(&NewRun, Acceptance<'_>)],
 ) -> sqlx::Result<HashSet<Uuid>> {
-    let inline = inline_records(runs);
-    accept_in(db, slot, runs, &inline).await
+    let json: Vec<RunJson> =
+        runs.iter().map(|(run, how)| RunJson::new(run, how.executed())).collect();
+    let runs: Vec<Accepting<'_>> =
+        runs.iter().zip(&json).map(|((run, how), json)| (*run, *how, json)).collect();
+    accept_in(db, slot, &runs).await
 }
 
 /// The most bytes of JSON text a finished run's step records may have to be stored in its
-/// row. PostgreSQL caps a `jsonb` array at 256 MB, and the binary form of a document can be
-/// several times its text (an array of one-digit numbers: about 6×). Larger records become
-/// `run_steps` rows, one per record, which no cap reaches.
+/// row. PostgreSQL caps a `json` value, like any field, at 1 GB, and the whole statement's
+/// parameters too; far below that, a run this large is better read record by record. Larger
+/// records become `run_steps` rows, one per record, which no cap reaches.
 pub const INLINE_RECORDS_MAX: usize = 32 * 1024 * 1024;
 
-/// For each run, whether it is finished with records small enough for its row.
-fn inline_records(runs: &[(&NewRun, Acceptance<'_>)]) -> Vec<bool> {
-    runs.iter()
-        .map(|(_, how)| match how {
-            Acceptance::Executed(done) => {
-                let mut bytes = 0usize;
-                done.records.iter().all(|r| {
-                    bytes += storable::json_len(&r.input) + storable::json_len(&r.output);
-                    bytes += r.error.as_ref().map_or(0, String::len);
-                    bytes <= INLINE_RECORDS_MAX
-                })
+/// A run's JSON values as the accepting statement binds them: serialized once, NULs replaced
+/// (see `storable`), by whoever submits the run, so that the one writer storing a batch only
+/// binds text. The columns are `json`, whose text PostgreSQL checks and keeps (migration
+/// `runs_json_text`).
+#[derive(Debug, Clone, Default)]
+pub struct RunJson {
+    input: String,
+    response: Option<String>,
+    /// A finished run's step records, when they fit in its row ([`INLINE_RECORDS_MAX`]).
+    steps: Option<String>,
+    /// The JSON bytes of step records too large for the row, stored as `run_steps` rows.
+    outside: usize,
+}
+
+impl RunJson {
+    /// The JSON of `run`, and of how it ended when it was `executed` in place.
+    pub fn new(run: &NewRun, executed: Option<&Executed>) -> RunJson {
+        let mut json =
+            RunJson { input: json_text(&*storable::json(&run.input)), ..RunJson::default() };
+        if let Some(done) = executed {
+            json.response = done.end.response.as_ref().map(|r| json_text(&*storable::json(r)));
+            json.steps = bounded_json_text(&InlineSteps(&done.records), INLINE_RECORDS_MAX);
+            if json.steps.is_none() {
+                json.outside = done
+                    .records
+                    .iter()
+                    .map(|r| storable::json_len(&r.input) + storable::json_len(&r.output))
+                    .sum();
             }
-            _ => false,
-        })
-        .collect()
+        }
+        json
+    }
+
+    /// About how many bytes of parameters the run adds to the statements that store it.
+    pub fn len(&self) -> usize {
+        self.input.len()
+            + self.response.as_ref().map_or(0, String::len)
+            + self.steps.as_ref().map_or(0, String::len)
+            + self.outside
+    }
+
+    /// Whether there is nothing to store (never: a run has at least its input).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Acceptance<'_> {
+    fn executed(&self) -> Option<&Executed> {
+        match self {
+            Acceptance::Executed(done) => Some(done),
+            _ => None,
+        }
+    }
+}
+
+/// `value` as JSON text. A `Value` or a record always serializes.
+fn json_text(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// `value` as JSON text, or `None` once the text would pass `max` bytes (without building
+/// more of it than that).
+fn bounded_json_text(value: &impl Serialize, max: usize) -> Option<String> {
+    struct Bounded(Vec<u8>, usize);
+    impl std::io::Write for Bounded {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.0.len() + buf.len() > self.1 {
+                return Err(std::io::ErrorKind::FileTooLarge.into());
+            }
+            self.0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut out = Bounded(Vec::new(), max);
+    serde_json::to_writer(&mut out, value).ok()?;
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out.0).ok()
 }
 
 async fn accept_in(
     db: &mut PgConnection,
     slot: i16,
-    runs: &[(&NewRun, Acceptance<'_>)],
-    inline: &[bool],
+    runs: &[Accepting<'_>],
 ) -> sqlx::Result<HashSet<Uuid>> {
-    let stored = accept_statement(&mut *db, slot, runs, inline).await?;
+    let stored = accept_statement(&mut *db, slot, runs).await?;
     let rows: Vec<(Uuid, &StepRecord)> = runs
         .iter()
-        .zip(inline)
-        .filter(|((run, _), inline)| !**inline && stored.contains(&run.id))
-        .flat_map(|((run, how), _)| match how {
+        .filter(|(run, _, json)| json.steps.is_none() && stored.contains(&run.id))
+        .flat_map(|(run, how, _)| match how {
             Acceptance::Executed(done) => done.records.iter().map(|r| (run.id, r)).collect(),
             _ => Vec::new(),
         })
         .collect();
     insert_step_rows(&mut *db, &rows).await?;
-    if runs.iter().any(|(_, how)| matches!(how, Acceptance::Queued)) {
+    if runs.iter().any(|(_, how, _)| matches!(how, Acceptance::Queued)) {
         sqlx::query("SELECT pg_notify($1, '')").bind(RUNS_CHANNEL).execute(db).await?;
     }
     Ok(stored)
 }
 
 /// The statement of [`accept_runs`]: stores the runs, their counts and the step records of
-/// the finished runs marked `inline`.
+/// the finished runs that fit in their rows.
 async fn accept_statement<'e>(
     db: impl PgExecutor<'e>,
     slot: i16,
-    runs: &[(&NewRun, Acceptance<'_>)],
-    inline: &[bool],
+    runs: &[Accepting<'_>],
 ) -> sqlx::Result<HashSet<Uuid>> {
     if runs.is_empty() {
         return Ok(HashSet::new());
@@ -427,14 +507,14 @@ async fn accept_statement<'e>(
     let mut owners = Vec::with_capacity(n);
     let mut leases = Vec::with_capacity(n);
     let mut steps = Vec::with_capacity(n);
-    for ((run, how), inline) in runs.iter().zip(inline) {
+    for (run, how, json) in runs {
         ids.push(run.id);
         projects.push(run.project_id.as_str());
         flows.push(run.flow_id);
         versions.push(run.flow_version);
         names.push(run.flow_name.as_str());
         models.push(run.run_model.as_str());
-        inputs.push(storable::json(&run.input));
+        inputs.push(json.input.as_str());
         starts.push(run.start_time);
         let (status, owner, lease) = match how {
             Acceptance::Queued => ("queued", None, 0.0),
@@ -446,25 +526,20 @@ async fn accept_statement<'e>(
         statuses.push(status);
         owners.push(owner);
         leases.push(lease);
-        let done = match how {
-            Acceptance::Executed(done) => Some(*done),
-            _ => None,
-        };
+        let done = how.executed();
         messages.push(done.and_then(|d| d.end.message.as_deref()).map(storable::text));
-        responses.push(done.and_then(|d| d.end.response.as_ref()).map(storable::json));
+        responses.push(json.response.as_deref());
         ends.push(done.map(|d| d.end_time));
-        steps.push(done.filter(|_| *inline).map(|d| Json(InlineSteps(&d.records))));
+        steps.push(json.steps.as_deref());
     }
-    let inputs: Vec<&Value> = inputs.iter().map(AsRef::as_ref).collect();
     let messages: Vec<Option<&str>> = messages.iter().map(|m| m.as_deref()).collect();
-    let responses: Vec<Option<&Value>> = responses.iter().map(|r| r.as_deref()).collect();
     let sql = format!(
         r#"
         WITH r AS (
             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::int[], $5::text[],
-                                 $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::jsonb[],
+                                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                                  $11::timestamptz[], $12::timestamptz[], $13::uuid[],
-                                 $14::float8[], $15::jsonb[])
+                                 $14::float8[], $15::text[])
                 AS r(id, project_id, flow_id, flow_version, flow_name, run_model, status, input,
                      message, response, start_time, end_time, lease_owner, lease_secs, steps)
         ), stored AS (
@@ -472,11 +547,11 @@ async fn accept_statement<'e>(
                               status, input, message, response, start_time, end_time,
                               lease_owner, lease_until, claims, steps)
             SELECT r.id, r.project_id, r.flow_id, r.flow_version, r.flow_name, r.run_model,
-                   r.status, r.input, r.message, r.response, r.start_time, r.end_time,
-                   r.lease_owner,
+                   r.status, r.input::json, r.message, r.response::json, r.start_time,
+                   r.end_time, r.lease_owner,
                    CASE WHEN r.lease_owner IS NOT NULL
                         THEN now() + make_interval(secs => r.lease_secs) END,
-                   CASE WHEN r.lease_owner IS NOT NULL THEN 1 ELSE 0 END, r.steps
+                   CASE WHEN r.lease_owner IS NOT NULL THEN 1 ELSE 0 END, r.steps::json
             FROM r
             JOIN flows f ON f.id = r.flow_id AND f.project_id = r.project_id
                         AND f.version = r.flow_version
@@ -738,7 +813,7 @@ impl<'a> StepColumns<'a> {
     }
 }
 
-/// A finished run's step records as the one `jsonb` array of its `runs.steps`, in the fields
+/// A finished run's step records as the one JSON array of its `runs.steps`, in the fields
 /// and forms the `run_records` view reads back; NULs replaced, times to the microsecond that
 /// PostgreSQL keeps.
 struct InlineSteps<'a>(&'a [StepRecord]);
@@ -776,7 +851,8 @@ struct InlineStep<'a> {
 }
 
 fn micros<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(&at.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+    // chrono's RFC 3339 writer; a `format` string is parsed again on every call.
+    serializer.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
@@ -966,4 +1042,65 @@ pub async fn prune_runs(db: impl PgExecutor<'_>, before: DateTime<Utc>) -> sqlx:
     .fetch_one(db)
     .await?;
     Ok(deleted as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn record(output: Value) -> StepRecord {
+        StepRecord {
+            step_key: "s".into(),
+            step_id: "s".into(),
+            seq: 1,
+            status: StepStatus::Success,
+            attempt: 1,
+            cost_ms: 0,
+            input: json!({}),
+            output,
+            error: None,
+            started_at: DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap(),
+        }
+    }
+
+    fn run(input: Value) -> NewRun {
+        NewRun {
+            id: Uuid::now_v7(),
+            project_id: "p".into(),
+            flow_id: Uuid::now_v7(),
+            flow_version: 1,
+            flow_name: "f".into(),
+            run_model: "manual".into(),
+            input,
+            start_time: Utc::now(),
+        }
+    }
+
+    fn executed(records: Vec<StepRecord>) -> Executed {
+        let end = RunEnd { run_id: Uuid::nil(), success: true, message: None, response: None };
+        Executed { end, end_time: Utc::now(), records }
+    }
+
+    #[test]
+    fn a_runs_json_is_text_without_nul_and_its_records_are_bounded() {
+        let done = executed(vec![record(json!({"a\u{0}": "b\u{0}"}))]);
+        let json = RunJson::new(&run(json!({"n": "\u{0}"})), Some(&done));
+        assert_eq!(json.input, "{\"n\":\"\u{FFFD}\"}");
+        let steps = json.steps.as_deref().unwrap();
+        assert!(steps.contains("\"output\":{\"a\u{FFFD}\":\"b\u{FFFD}\"}"), "{steps}");
+        assert!(steps.contains(r#""started_at":"2023-11-14T22:13:20.123456Z""#), "{steps}");
+        assert_eq!(json.outside, 0);
+        assert_eq!(json.len(), json.input.len() + steps.len());
+
+        let queued = RunJson::new(&run(json!(1)), None);
+        assert_eq!((queued.input.as_str(), queued.steps, queued.response), ("1", None, None));
+
+        // Records past the bound are measured, not kept.
+        let big = executed(vec![record(json!("x".repeat(100)))]);
+        assert!(bounded_json_text(&InlineSteps(&big.records), 50).is_none());
+        assert_eq!(bounded_json_text(&json!([1, 2]), 5).as_deref(), Some("[1,2]"));
+        assert!(bounded_json_text(&json!([1, 2]), 4).is_none());
+    }
 }
