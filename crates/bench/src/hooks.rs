@@ -4,20 +4,45 @@
 use std::sync::Arc;
 
 use anyhow::{bail, ensure, Context};
-use reqwest::StatusCode;
-use serde_json::{json, Value};
+use hyper::{StatusCode, Uri};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::flows::http_transform_response;
+use crate::http1::Http1;
 use crate::report::{Report, Target};
 use crate::server::Server;
-use crate::stats::closed_loop;
+use crate::stats::{closed_loop_with, Session};
 
 pub(crate) struct HooksArgs {
     pub(crate) requests: usize,
     pub(crate) concurrency: Vec<usize>,
     /// PostgreSQL's postmaster, when the cluster is the bench's own (for its CPU time).
     pub(crate) postmaster: Option<u32>,
+}
+
+/// One client of the hook, on its own connection.
+struct Caller {
+    http: Http1,
+    hook: Uri,
+}
+
+/// What the flow answers: the request's `n`.
+#[derive(Deserialize)]
+struct Echo {
+    echo: usize,
+}
+
+impl Session for Caller {
+    async fn call(&mut self, i: usize) -> anyhow::Result<()> {
+        let (status, body) = self.http.post_json(&self.hook, format!(r#"{{"n":{i}}}"#)).await?;
+        let text = || String::from_utf8_lossy(&body);
+        ensure!(status == StatusCode::OK, "hook answered {status}: {}", text());
+        let answer: Echo = serde_json::from_slice(&body)
+            .with_context(|| format!("hook answered {status}: {}", text()))?;
+        ensure!(answer.echo == i, "hook echoed {} for {i}", answer.echo);
+        Ok(())
+    }
 }
 
 pub(crate) async fn run(
@@ -27,26 +52,14 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     const S: &str = "2 sync hook";
     let (flow_id, apig_url) = server.enabled_flow(&http_transform_response("bench-hook")).await?;
-    let hook = format!("{}{}", server.base, apig_url.as_str().context("apig_url")?);
+    let hook: Uri = apig_url.as_str().context("apig_url")?.parse()?;
     let mut sent = 0;
     let ticks_per_s = crate::cpu::clock_ticks_per_second().await;
     for &c in &args.concurrency {
         let before = crate::cpu::usage(server.pid(), args.postmaster, ticks_per_s);
-        let (client, url) = (server.client.clone(), hook.clone());
-        let load = closed_loop(c, args.requests, move |i| {
-            let (client, url) = (client.clone(), url.clone());
-            async move {
-                let response = client.post(&url).json(&json!({"n": i})).send().await?;
-                let status = response.status();
-                let body: Value = response.json().await?;
-                ensure!(
-                    status == StatusCode::OK && body["echo"] == i,
-                    "hook answered {status}: {body}"
-                );
-                Ok(())
-            }
-        })
-        .await;
+        let caller =
+            || anyhow::Ok(Caller { http: Http1::new(server.addr, None)?, hook: hook.clone() });
+        let load = closed_loop_with(c, args.requests, caller).await?;
         let after = crate::cpu::usage(server.pid(), args.postmaster, ticks_per_s);
         if let Some(e) = &load.first_error {
             bail!("{} of {} hook calls failed, first: {e}", load.errors, args.requests);

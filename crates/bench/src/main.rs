@@ -11,6 +11,7 @@ mod cpu;
 mod flows;
 mod history;
 mod hooks;
+mod http1;
 mod ingest;
 mod reference;
 mod report;

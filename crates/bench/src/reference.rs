@@ -4,9 +4,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use hyper::Uri;
 use sqlx::Connection;
 
-use crate::stats::{closed_loop, Latencies, Load};
+use crate::http1::Http1;
+use crate::stats::{closed_loop_with, Latencies, Load, Session};
 
 /// One-row `INSERT` commits from `connections` connections, each in a loop for `duration`.
 /// Returns commits/s and the commit latency.
@@ -50,9 +52,22 @@ pub(crate) async fn pg_commits(
     Ok((rate, all))
 }
 
+/// One client of the bare handler, on its own connection.
+struct Getter {
+    http: Http1,
+}
+
+impl Session for Getter {
+    async fn call(&mut self, _: usize) -> anyhow::Result<()> {
+        let (status, body) = self.http.get(&Uri::from_static("/")).await?;
+        anyhow::ensure!(status.is_success(), "status {status}: {}", String::from_utf8_lossy(&body));
+        Ok(())
+    }
+}
+
 /// A bare axum handler answering `200 ok`, served on its own two-thread runtime (as a server
 /// process would have), loaded with `requests` GETs at `concurrency` through the same HTTP
-/// client the scenarios use.
+/// client as the scenarios' hot loops ([`Http1`], one connection per client task).
 pub(crate) async fn bare_axum(concurrency: usize, requests: usize) -> anyhow::Result<Load> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
@@ -75,19 +90,10 @@ pub(crate) async fn bare_axum(concurrency: usize, requests: usize) -> anyhow::Re
         });
     });
 
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-    let url = format!("http://{addr}/");
-    let load = closed_loop(concurrency, requests, move |_| {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            let response = client.get(&url).send().await?;
-            anyhow::ensure!(response.status().is_success(), "status {}", response.status());
-            response.bytes().await?;
-            Ok(())
-        }
-    })
-    .await;
+    let getter = || anyhow::Ok(Getter { http: Http1::new(addr, None)? });
+    // The server is stopped whether or not the load could start.
+    let load = closed_loop_with(concurrency, requests, getter).await;
     let _ = stop.send(());
     thread.join().map_err(|_| anyhow::anyhow!("axum thread panicked"))?;
-    Ok(load)
+    load
 }

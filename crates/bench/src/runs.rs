@@ -8,19 +8,51 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, ensure, Context};
 use chrono::{DateTime, Utc};
+use hyper::Uri;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::flows::{
     manual_delay_transform_condition, manual_transform_condition, FOUR_STEPS, THREE_STEPS,
 };
+use crate::http1::Http1;
 use crate::report::{Report, Target};
 use crate::server::Server;
-use crate::stats::{closed_loop, Latencies};
+use crate::stats::{closed_loop_with, Latencies, Session};
 
 /// A run's id, status, end, step records and successful step records.
 type RunRow = (Uuid, String, Option<DateTime<Utc>>, i64, i64);
+
+/// Each accepted run's id and when its submission was sent.
+type Submitted = Arc<Mutex<Vec<(Uuid, SystemTime)>>>;
+
+/// One client submitting runs over R7, on its own connection.
+struct Submitter {
+    http: Http1,
+    r7: Uri,
+    submitted: Submitted,
+}
+
+/// R7's answer.
+#[derive(Deserialize)]
+struct Accepted {
+    running_id: Uuid,
+}
+
+impl Session for Submitter {
+    async fn call(&mut self, i: usize) -> anyhow::Result<()> {
+        let at = SystemTime::now();
+        let body = format!(r#"{{"run_mode":"manual","input":{{"n":{i}}}}}"#);
+        let (status, body) = self.http.post_json(&self.r7, body).await?;
+        let text = || String::from_utf8_lossy(&body);
+        ensure!(status == StatusCode::OK, "R7 answered {status}: {}", text());
+        let accepted: Accepted = serde_json::from_slice(&body)
+            .with_context(|| format!("R7 answered {status}: {}", text()))?;
+        self.submitted.lock().unwrap().push((accepted.running_id, at));
+        Ok(())
+    }
+}
 
 pub(crate) struct RunsArgs {
     pub(crate) runs: usize,
@@ -50,27 +82,17 @@ async fn one(
 ) -> anyhow::Result<()> {
     const MAIN: &str = "1 runs";
     let (flow_id, _) = server.enabled_flow(definition).await?;
-    let submitted: Arc<Mutex<Vec<(Uuid, SystemTime)>>> =
-        Arc::new(Mutex::new(Vec::with_capacity(args.runs)));
+    let submitted: Submitted = Arc::new(Mutex::new(Vec::with_capacity(args.runs)));
 
     let ticks_per_s = crate::cpu::clock_ticks_per_second().await;
+    let r7: Uri = server.path(&format!("/v1/{{p}}/flows/{flow_id}/run")).parse()?;
+    let submitter = || {
+        let (r7, submitted) = (r7.clone(), submitted.clone());
+        anyhow::Ok(Submitter { http: Http1::new(server.addr, Some(&server.token))?, r7, submitted })
+    };
     let before = crate::cpu::usage(server.pid(), args.postmaster, ticks_per_s);
     let started = SystemTime::now();
-    let (srv, subs, path) =
-        (server.clone(), submitted.clone(), format!("/v1/{{p}}/flows/{flow_id}/run"));
-    let accept = closed_loop(args.clients, args.runs, move |i| {
-        let (srv, subs, path) = (srv.clone(), subs.clone(), path.clone());
-        async move {
-            let at = SystemTime::now();
-            let (status, body) =
-                srv.post(&path, &json!({"run_mode": "manual", "input": {"n": i}})).await?;
-            ensure!(status == StatusCode::OK, "R7 answered {status}: {body}");
-            let id: Uuid = body["running_id"].as_str().context("running_id")?.parse()?;
-            subs.lock().unwrap().push((id, at));
-            Ok(())
-        }
-    })
-    .await;
+    let accept = closed_loop_with(args.clients, args.runs, submitter).await?;
     let after = crate::cpu::usage(server.pid(), args.postmaster, ticks_per_s);
     if let Some(e) = &accept.first_error {
         bail!("{} of {} submissions failed, first: {e}", accept.errors, args.runs);

@@ -4,6 +4,7 @@
 //! The server runs as a child process so that its resident set is its own and not the load
 //! generator's. Each scenario gets a fresh database and a fresh server.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -96,6 +97,8 @@ pub(crate) struct Server {
     child: Child,
     data_dir: PathBuf,
     pid: u32,
+    /// Where it listens; `base` is the same as a URL.
+    pub(crate) addr: SocketAddr,
     pub(crate) base: String,
     pub(crate) project: String,
     pub(crate) token: String,
@@ -116,14 +119,14 @@ impl Server {
     pub(crate) async fn start(spec: ServerSpec<'_>) -> anyhow::Result<Server> {
         let data_dir = spec.work_dir.join(format!("server-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&data_dir)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let log = std::fs::File::create(data_dir.join("server.log"))?;
         let child = Command::new(spec.bin)
             .arg("--database-url")
             .arg(&spec.database_url)
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .args(["serve", "--bind", &addr.to_string()])
             .args(["--workers", &spec.workers.to_string()])
             .env("WORKBENCH_LOG", "warn")
             .stdout(Stdio::null())
@@ -132,7 +135,7 @@ impl Server {
             .spawn()
             .with_context(|| format!("starting {}", spec.bin.display()))?;
         let pid = child.id().context("server pid")?;
-        let base = format!("http://127.0.0.1:{port}");
+        let base = format!("http://{addr}");
         let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
         wait_ready(&client, &base, &data_dir).await?;
 
@@ -141,7 +144,7 @@ impl Server {
         let project = creds["project_id"].as_str().context("project_id")?.to_owned();
         let token = login(&client, &base, creds["password"].as_str().context("password")?).await?;
         let db = PgPoolOptions::new().max_connections(8).connect(&spec.database_url).await?;
-        Ok(Server { child, data_dir, pid, base, project, token, client, db })
+        Ok(Server { child, data_dir, pid, addr, base, project, token, client, db })
     }
 
     pub(crate) fn rss(&self) -> anyhow::Result<Rss> {
@@ -176,7 +179,12 @@ impl Server {
 
     /// `path` with `{p}` replaced by the project id, on this server.
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path.replace("{p}", &self.project))
+        format!("{}{}", self.base, self.path(path))
+    }
+
+    /// `path` with `{p}` replaced by the project id.
+    pub(crate) fn path(&self, path: &str) -> String {
+        path.replace("{p}", &self.project)
     }
 
     pub(crate) async fn get(&self, path: &str) -> anyhow::Result<(StatusCode, Value)> {

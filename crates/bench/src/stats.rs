@@ -52,6 +52,25 @@ impl Load {
     }
 }
 
+/// One closed-loop task's client: what it keeps from one operation to the next (its own
+/// connection, say) and how it makes operation `i`.
+pub(crate) trait Session: Send + 'static {
+    fn call(&mut self, i: usize) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// A shared closure as a session that keeps nothing between operations.
+struct Stateless<F>(Arc<F>);
+
+impl<F, Fut> Session for Stateless<F>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    fn call(&mut self, i: usize) -> impl Future<Output = anyhow::Result<()>> + Send {
+        (self.0)(i)
+    }
+}
+
 /// Runs `op(0..total)` from `concurrency` tasks, each starting its next operation as soon as
 /// the previous one answered, and records the latency of every successful operation.
 pub(crate) async fn closed_loop<F, Fut>(concurrency: usize, total: usize, op: F) -> Load
@@ -59,13 +78,30 @@ where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
 {
-    let next = Arc::new(AtomicUsize::new(0));
     let op = Arc::new(op);
+    let sessions = (0..concurrency).map(|_| Stateless(op.clone())).collect();
+    run(total, sessions).await
+}
+
+/// [`closed_loop`] with a session per task, made by `session` before any task starts (so a
+/// failure to make one is the caller's, not an operation's).
+pub(crate) async fn closed_loop_with<S: Session>(
+    concurrency: usize,
+    total: usize,
+    session: impl FnMut() -> anyhow::Result<S>,
+) -> anyhow::Result<Load> {
+    let sessions = std::iter::repeat_with(session).take(concurrency).collect::<Result<_, _>>()?;
+    Ok(run(total, sessions).await)
+}
+
+/// Operations 0..total from one task per session.
+async fn run<S: Session>(total: usize, sessions: Vec<S>) -> Load {
+    let next = Arc::new(AtomicUsize::new(0));
     let first_error = Arc::new(Mutex::new(None));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (next, op, first_error) = (next.clone(), op.clone(), first_error.clone());
+    for mut session in sessions {
+        let (next, first_error) = (next.clone(), first_error.clone());
         tasks.push(tokio::spawn(async move {
             let (mut latencies, mut errors) = (Latencies::new(), 0);
             loop {
@@ -74,7 +110,7 @@ where
                     break;
                 }
                 let at = Instant::now();
-                match op(i).await {
+                match session.call(i).await {
                     Ok(()) => latencies.record(at.elapsed()),
                     Err(e) => {
                         errors += 1;
