@@ -23,8 +23,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 use futures::FutureExt;
 use serde_json::{json, Value};
-use sqlx::postgres::PgPoolOptions;
-use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use uuid::Uuid;
 
@@ -145,10 +145,9 @@ impl Submitter {
     pub fn start(db: PgPool) -> Submitter {
         let (queue, pending) = mpsc::channel(MAX_BATCH * 4);
         let pending = Arc::new(tokio::sync::Mutex::new(pending));
-        let writing = writer_pool(&db);
         for _ in 0..WRITERS {
             let slot = rand::Rng::gen_range(&mut rand::thread_rng(), 1..=COUNT_SLOTS);
-            tokio::spawn(write_batches(writing.clone(), slot, pending.clone()));
+            tokio::spawn(write_batches(writer_options(&db), slot, pending.clone()));
         }
         Submitter { db, queue, flows: Arc::default(), inline: None, local: None }
     }
@@ -526,39 +525,47 @@ fn claimed(run: &NewRun) -> ClaimedRun {
     }
 }
 
-/// The writers' own connections. Two settings make a small batch cheaper: PostgreSQL plans the
-/// accepting statement once (`plan_cache_mode=force_generic_plan`; by default it plans it
-/// afresh for each batch, and its generic plan suits any batch: one index probe into `flows`
-/// per run), and a connection is not pinged each time a writer takes it. Together they served
-/// about a third more sync hook requests at c = 8 (docs/benchmarks.md, scenario 2). Without the
-/// ping, a connection that died while idle (PostgreSQL restarted) fails the batch that next
-/// uses it, whose callers get the database's error, and is then replaced.
-fn writer_pool(db: &PgPool) -> PgPool {
+/// How a writer connects. PostgreSQL plans the accepting statement once on it
+/// (`plan_cache_mode=force_generic_plan`; by default it plans it afresh for each batch, and its
+/// generic plan suits any batch: one index probe into `flows` per run), which served about a
+/// third more sync hook requests at c = 8 (docs/benchmarks.md, scenario 2).
+fn writer_options(db: &PgPool) -> PgConnectOptions {
     let options = (*db.connect_options()).clone();
-    let options = options.options([("plan_cache_mode", "force_generic_plan")]);
-    PgPoolOptions::new()
-        .max_connections(WRITERS as u32 + 1)
-        .test_before_acquire(false)
-        .connect_lazy_with(options)
+    options.options([("plan_cache_mode", "force_generic_plan")])
 }
 
 /// One writer: takes whatever has gathered (waiting for the first if nothing has) and stores
 /// it in as few statements as [`MAX_BATCH_BYTES`] allows. The writers take turns at the queue.
+///
+/// A writer keeps one connection of its own rather than taking one from a pool for each
+/// batch: the pool checks a connection with a round trip to PostgreSQL every time it is given
+/// back, which cost the database about as much as a small batch's statement. A batch that
+/// fails drops the connection, and the next batch connects afresh, so a connection broken
+/// while idle (PostgreSQL restarted) fails the one batch that finds it broken.
 async fn write_batches(
-    db: PgPool,
+    options: PgConnectOptions,
     slot: i16,
     pending: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut connection: Option<PgConnection> = None;
     while pending.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
         while !batch.is_empty() {
             let take = batch_len(batch.iter().map(|p| p.json.len()));
             let part: Vec<Pending> = batch.drain(..take).collect();
             let runs: Vec<_> = part.iter().map(|p| (&p.run, acceptance(&p.how), &p.json)).collect();
-            let result = store::accept_encoded(&db, slot, &runs).await.map_err(|e| e.to_string());
-            if let Err(e) = &result {
+            let result = match &mut connection {
+                Some(db) => store::accept_encoded(db, slot, &runs).await,
+                None => match PgConnection::connect_with(&options).await {
+                    Ok(db) => store::accept_encoded(connection.insert(db), slot, &runs).await,
+                    Err(e) => Err(e),
+                },
+            };
+            let result = result.map_err(|e| {
                 tracing::warn!(error = %e, runs = part.len(), "storing submitted runs failed");
-            }
+                connection = None;
+                e.to_string()
+            });
             for p in part {
                 let stored = result.as_ref().map(|ids| ids.contains(&p.run.id));
                 let slot = match p.how {

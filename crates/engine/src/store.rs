@@ -335,12 +335,12 @@ pub async fn accept_runs(
         runs.iter().map(|(run, how)| RunJson::new(run, how.executed())).collect();
     let runs: Vec<Accepting<'_>> =
         runs.iter().zip(&json).map(|((run, how), json)| (*run, *how, json)).collect();
-    accept_encoded(db, slot, &runs).await
+    accept_encoded(&mut *db.acquire().await?, slot, &runs).await
 }
 
-/// [`accept_runs`] for runs whose JSON the caller serialized already.
+/// [`accept_runs`] on the caller's connection, for runs whose JSON it serialized already.
 pub async fn accept_encoded(
-    db: &PgPool,
+    db: &mut PgConnection,
     slot: i16,
     runs: &[Accepting<'_>],
 ) -> sqlx::Result<HashSet<Uuid>> {
@@ -352,7 +352,7 @@ pub async fn accept_encoded(
     if one_statement {
         return accept_statement(db, slot, runs).await;
     }
-    let mut tx = db.begin().await?;
+    let mut tx = sqlx::Connection::begin(db).await?;
     let stored = accept_in(&mut tx, slot, runs).await?;
     tx.commit().await?;
     Ok(stored)
