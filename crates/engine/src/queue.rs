@@ -541,6 +541,11 @@ struct PgJournal {
 #[async_trait]
 impl Journal for PgJournal {
     async fn checkpoint(&self, records: Vec<StepRecord>) -> Result<(), JournalError> {
+        // FIXME: each checkpoint is its own commit, and through the pool it costs a second
+        // round trip too (sqlx pings a connection whenever it is given back). Gathering the
+        // checkpoints of many runs onto one connection of a writer task, as accepts are
+        // (`runs::write_batches`), would make the queued path cost a fraction of a commit per
+        // step instead of one (docs/benchmarks.md, scenario 1, "1q").
         let write = |e: sqlx::Error| JournalError::Write(e.to_string());
         match store::checkpoint_steps(&self.db, self.run_id, self.owner, &records).await {
             Ok(true) => Ok(()),
