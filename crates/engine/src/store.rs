@@ -331,10 +331,8 @@ pub async fn accept_runs(
     slot: i16,
     runs: &[(&NewRun, Acceptance<'_>)],
 ) -> sqlx::Result<HashSet<Uuid>> {
-    let json: Vec<RunJson> =
-        runs.iter().map(|(run, how)| RunJson::new(run, how.executed())).collect();
-    let runs: Vec<Accepting<'_>> =
-        runs.iter().zip(&json).map(|((run, how), json)| (*run, *how, json)).collect();
+    let json = RunJson::of_all(runs);
+    let runs = with_json(runs, &json);
     accept_encoded(&mut *db.acquire().await?, slot, &runs).await
 }
 
@@ -364,10 +362,8 @@ pub async fn accept_runs_in(
     slot: i16,
     runs: &[(&NewRun, Acceptance<'_>)],
 ) -> sqlx::Result<HashSet<Uuid>> {
-    let json: Vec<RunJson> =
-        runs.iter().map(|(run, how)| RunJson::new(run, how.executed())).collect();
-    let runs: Vec<Accepting<'_>> =
-        runs.iter().zip(&json).map(|((run, how), json)| (*run, *how, json)).collect();
+    let json = RunJson::of_all(runs);
+    let runs = with_json(runs, &json);
     accept_in(db, slot, &runs).await
 }
 
@@ -410,6 +406,11 @@ impl RunJson {
         json
     }
 
+    /// The JSON of each of `runs`.
+    fn of_all(runs: &[(&NewRun, Acceptance<'_>)]) -> Vec<RunJson> {
+        runs.iter().map(|(run, how)| RunJson::new(run, how.executed())).collect()
+    }
+
     /// About how many bytes of parameters the run adds to the statements that store it.
     pub fn len(&self) -> usize {
         self.input.len()
@@ -422,6 +423,11 @@ impl RunJson {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The runs beside their JSON (see [`RunJson::of_all`]).
+fn with_json<'a>(runs: &[(&'a NewRun, Acceptance<'a>)], json: &'a [RunJson]) -> Vec<Accepting<'a>> {
+    runs.iter().zip(json).map(|((run, how), json)| (*run, *how, json)).collect()
 }
 
 impl Acceptance<'_> {
