@@ -403,6 +403,14 @@ pub(crate) async fn delete_signatures(
 const EDGE_COLUMNS: &str = "from_urn, target_urn, relationship_code, relationship_extend";
 
 /// Creates edges or rewrites their `relationship_extend`; returns every edge written.
+///
+/// FIXME: each edge runs two foreign-key checks, queries PostgreSQL plans once per connection
+/// and keeps. Without statistics on `abm_entities` (autovacuum off, or entities loaded moments
+/// before) this statement took about a second per 200 edges and 436-876 edges/s came through,
+/// against 25,605/s once the table had been analyzed (docs/benchmarks.md, scenario 5); the
+/// likely cause is a check planned as a scan of the whole table. The batch already reads its
+/// ends (`entity_types`); locking those rows `FOR KEY SHARE` in that query, and deleting an
+/// entity's edges where the entity is deleted, would let the per-row foreign keys go.
 pub(crate) async fn upsert_edges(
     conn: &mut PgConnection,
     scope: &Scope,
