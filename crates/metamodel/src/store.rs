@@ -404,13 +404,14 @@ const EDGE_COLUMNS: &str = "from_urn, target_urn, relationship_code, relationshi
 
 /// Creates edges or rewrites their `relationship_extend`; returns every edge written.
 ///
-/// FIXME: each edge runs two foreign-key checks, queries PostgreSQL plans once per connection
-/// and keeps. Without statistics on `abm_entities` (autovacuum off, or entities loaded moments
-/// before) this statement took about a second per 200 edges and 436-876 edges/s came through,
-/// against 25,605/s once the table had been analyzed (docs/benchmarks.md, scenario 5); the
-/// likely cause is a check planned as a scan of the whole table. The batch already reads its
-/// ends (`entity_types`); locking those rows `FOR KEY SHARE` in that query, and deleting an
-/// entity's edges where the entity is deleted, would let the per-row foreign keys go.
+/// FIXME: each edge runs two foreign-key checks, each locking its entity `FOR KEY SHARE`.
+/// On a cluster without statistics (autovacuum off) this statement took about a second per
+/// 200 edges, 436-876 edges/s, against 25,605/s once analyzed (docs/benchmarks.md, scenario
+/// 5); 200 edges whose targets repeat among 50 entities take about 0.4 s even from one client.
+/// The cause is not pinned down (a check's plan cached while the table was tiny is ruled out).
+/// The batch already reads its ends (`entity_types`): locking those rows once there, and
+/// deleting an entity's edges where the entity is deleted, would let the per-row foreign keys
+/// go.
 pub(crate) async fn upsert_edges(
     conn: &mut PgConnection,
     scope: &Scope,
