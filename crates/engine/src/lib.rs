@@ -20,6 +20,7 @@ mod journal;
 mod model;
 mod policy;
 pub mod queue;
+mod run_json;
 pub mod runs;
 pub mod schedule_store;
 pub mod schedules;

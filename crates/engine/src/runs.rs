@@ -35,7 +35,6 @@ use crate::graphs::FlowGraphs;
 use crate::journal::{Journal, JournalError, StepRecord};
 use crate::model::FlowGraph;
 use crate::queue::LocalWorkers;
-use crate::storable;
 use crate::store::{self, Acceptance, ClaimedRun, Executed, FlowRow, NewRun, RunEnd, RunJson};
 
 /// Why a run was not accepted.
@@ -551,15 +550,12 @@ async fn write_batches(
     let mut connection: Option<PgConnection> = None;
     while pending.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
         while !batch.is_empty() {
-            let take = batch_len(batch.iter().map(|p| p.json.len()));
+            let take = batch_len(batch.iter().map(|p| p.json.bytes()));
             let part: Vec<Pending> = batch.drain(..take).collect();
             let runs: Vec<_> = part.iter().map(|p| (&p.run, acceptance(&p.how), &p.json)).collect();
-            let result = match &mut connection {
-                Some(db) => store::accept_encoded(db, slot, &runs).await,
-                None => match PgConnection::connect_with(&options).await {
-                    Ok(db) => store::accept_encoded(connection.insert(db), slot, &runs).await,
-                    Err(e) => Err(e),
-                },
+            let result = match connected(&mut connection, &options).await {
+                Ok(db) => store::accept_encoded(db, slot, &runs).await,
+                Err(e) => Err(e),
             };
             let result = result.map_err(|e| {
                 tracing::warn!(error = %e, runs = part.len(), "storing submitted runs failed");
@@ -578,7 +574,18 @@ async fn write_batches(
     }
 }
 
-/// How many of the runs, whose sizes are `bytes` (see [`stored_size`]), go into the next
+/// The writer's connection, made if it has none.
+async fn connected<'c>(
+    connection: &'c mut Option<PgConnection>,
+    options: &PgConnectOptions,
+) -> sqlx::Result<&'c mut PgConnection> {
+    if connection.is_none() {
+        *connection = Some(PgConnection::connect_with(options).await?);
+    }
+    Ok(connection.as_mut().expect("connected just above"))
+}
+
+/// How many of the runs, whose sizes are `bytes` (see [`RunJson::bytes`]), go into the next
 /// statement: as many as fit in [`MAX_BATCH_BYTES`], and at least one.
 pub fn batch_len(bytes: impl Iterator<Item = usize>) -> usize {
     let mut total = 0usize;
@@ -591,21 +598,6 @@ pub fn batch_len(bytes: impl Iterator<Item = usize>) -> usize {
         n += 1;
     }
     n
-}
-
-/// About how many bytes of parameters `run` adds to the accepting statement: its JSON values
-/// and texts, which dwarf the fixed-size columns.
-pub fn stored_size(run: &NewRun, executed: Option<&Executed>) -> usize {
-    let mut bytes = storable::json_len(&run.input);
-    if let Some(done) = executed {
-        bytes += done.end.message.as_ref().map_or(0, String::len);
-        bytes += done.end.response.as_ref().map_or(0, storable::json_len);
-        for r in &done.records {
-            bytes += storable::json_len(&r.input) + storable::json_len(&r.output);
-            bytes += r.error.as_ref().map_or(0, String::len) + r.step_key.len() + r.step_id.len();
-        }
-    }
-    bytes
 }
 
 /// Parses `run_mode`.
@@ -623,7 +615,7 @@ mod tests {
     use connector_api::{Connector, ConnectorError, Descriptor, Invocation, Operation};
 
     use super::*;
-    use crate::{builtin_registry, Limits, NoConnections};
+    use crate::{builtin_registry, storable, Limits, NoConnections};
 
     /// A self-contained connector that panics.
     struct Panics(Descriptor);

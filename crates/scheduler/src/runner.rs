@@ -29,7 +29,9 @@ use tokio::sync::watch;
 use uuid::Uuid;
 use workbench_engine::runs::{self, InPlace};
 use workbench_engine::schedule_store::{self, DueSchedule, FireClaim, SCHEDULES_CHANNEL};
-use workbench_engine::store::{self, Acceptance, Executed, NewRun, SHARED_SLOT};
+use workbench_engine::store::{
+    self, Acceptance, Accepting, Executed, NewRun, RunJson, SHARED_SLOT,
+};
 use workbench_engine::{FlowGraph, RunMode};
 
 use crate::connector::FIRE_TIME_KEY;
@@ -251,9 +253,10 @@ impl Scheduler {
         let (mut started, mut first, mut bytes) = (Vec::new(), 0, 0);
         for fire in &plan.fires {
             let (run, executed) = self.start_run(fire, &graphs).await;
-            let size = runs::stored_size(&run, executed.as_ref());
-            bytes += size;
-            started.push((run, executed, size));
+            // Serialized now, once: the size cuts the statements, the text is what they bind.
+            let json = RunJson::new(&run, executed.as_ref());
+            bytes += json.bytes();
+            started.push((run, executed, json));
             if bytes >= runs::MAX_BATCH_BYTES {
                 let fires = &plan.fires[first..first + started.len()];
                 stored.extend(self.store(&mut tx, fires, &started).await?);
@@ -308,13 +311,13 @@ impl Scheduler {
     }
 
     /// Claims the fire times and stores the runs of those claimed now (`started[i]` is the run
-    /// of `fires[i]`, with its [`runs::stored_size`]), in statements cut by count and by bytes;
+    /// of `fires[i]`, with its JSON), in statements cut by count and by bytes;
     /// returns the ids stored.
     async fn store(
         &self,
         tx: &mut PgConnection,
         fires: &[PlannedFire<'_>],
-        started: &[(NewRun, Option<Executed>, usize)],
+        started: &[(NewRun, Option<Executed>, RunJson)],
     ) -> sqlx::Result<HashSet<Uuid>> {
         let page = self.config.batch.max(1) as usize;
         let mut stored = HashSet::new();
@@ -322,21 +325,22 @@ impl Scheduler {
         while from < started.len() {
             // PostgreSQL refuses a statement of more than 1 GB, which would fail the lane on
             // every pass.
-            let n = runs::batch_len(started[from..].iter().take(page).map(|(.., size)| *size));
+            let sizes = started[from..].iter().take(page).map(|(.., json)| json.bytes());
+            let n = runs::batch_len(sizes);
             let (fires, chunk) = (&fires[from..from + n], &started[from..from + n]);
             from += n;
             let claims: Vec<FireClaim> = fires.iter().map(PlannedFire::claim).collect();
             let claimed: HashSet<Uuid> =
                 schedule_store::claim_fires(&mut *tx, &claims).await?.into_iter().collect();
-            let accepted: Vec<(&NewRun, Acceptance<'_>)> = chunk
+            let accepted: Vec<Accepting<'_>> = chunk
                 .iter()
                 .filter(|(run, ..)| claimed.contains(&run.id))
-                .map(|(run, executed, _)| match executed {
-                    Some(done) => (run, Acceptance::Executed(done)),
-                    None => (run, Acceptance::Queued),
+                .map(|(run, executed, json)| match executed {
+                    Some(done) => (run, Acceptance::Executed(done), json),
+                    None => (run, Acceptance::Queued, json),
                 })
                 .collect();
-            stored.extend(store::accept_runs_in(&mut *tx, SHARED_SLOT, &accepted).await?);
+            stored.extend(store::accept_encoded_in(&mut *tx, SHARED_SLOT, &accepted).await?);
         }
         Ok(stored)
     }
