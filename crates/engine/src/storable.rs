@@ -31,7 +31,7 @@ pub fn json(value: &Value) -> Cow<'_, Value> {
 }
 
 /// The length of `value` as JSON text, counted without building the text.
-pub fn json_len(value: &Value) -> usize {
+pub fn json_len(value: &impl serde::Serialize) -> usize {
     struct Counter(usize);
     impl std::io::Write for Counter {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -253,10 +253,10 @@ impl Scheduler {
         let (mut started, mut first, mut bytes) = (Vec::new(), 0, 0);
         for fire in &plan.fires {
             let (run, executed) = self.start_run(fire, &graphs).await;
-            // Serialized now, once: the size cuts the statements, the text is what they bind.
-            let json = RunJson::new(&run, executed.as_ref());
-            bytes += json.bytes();
-            started.push((run, executed, json));
+            // Counted, not serialized: the next run starts sooner; `store` builds the text.
+            let size = RunJson::measure(&run, executed.as_ref());
+            bytes += size;
+            started.push((run, executed, size));
             if bytes >= runs::MAX_BATCH_BYTES {
                 let fires = &plan.fires[first..first + started.len()];
                 stored.extend(self.store(&mut tx, fires, &started).await?);
@@ -311,13 +311,13 @@ impl Scheduler {
     }
 
     /// Claims the fire times and stores the runs of those claimed now (`started[i]` is the run
-    /// of `fires[i]`, with its JSON), in statements cut by count and by bytes;
+    /// of `fires[i]`, with its [`RunJson::measure`]), in statements cut by count and by bytes;
     /// returns the ids stored.
     async fn store(
         &self,
         tx: &mut PgConnection,
         fires: &[PlannedFire<'_>],
-        started: &[(NewRun, Option<Executed>, RunJson)],
+        started: &[(NewRun, Option<Executed>, usize)],
     ) -> sqlx::Result<HashSet<Uuid>> {
         let page = self.config.batch.max(1) as usize;
         let mut stored = HashSet::new();
@@ -325,17 +325,22 @@ impl Scheduler {
         while from < started.len() {
             // PostgreSQL refuses a statement of more than 1 GB, which would fail the lane on
             // every pass.
-            let sizes = started[from..].iter().take(page).map(|(.., json)| json.bytes());
-            let n = runs::batch_len(sizes);
+            let n = runs::batch_len(started[from..].iter().take(page).map(|(.., size)| *size));
             let (fires, chunk) = (&fires[from..from + n], &started[from..from + n]);
             from += n;
             let claims: Vec<FireClaim> = fires.iter().map(PlannedFire::claim).collect();
             let claimed: HashSet<Uuid> =
                 schedule_store::claim_fires(&mut *tx, &claims).await?.into_iter().collect();
+            let chunk: Vec<_> =
+                chunk.iter().filter(|(run, ..)| claimed.contains(&run.id)).collect();
+            let json: Vec<RunJson> = chunk
+                .iter()
+                .map(|(run, executed, _)| RunJson::new(run, executed.as_ref()))
+                .collect();
             let accepted: Vec<Accepting<'_>> = chunk
                 .iter()
-                .filter(|(run, ..)| claimed.contains(&run.id))
-                .map(|(run, executed, json)| match executed {
+                .zip(&json)
+                .map(|((run, executed, _), json)| match executed {
                     Some(done) => (run, Acceptance::Executed(done), json),
                     None => (run, Acceptance::Queued, json),
                 })
