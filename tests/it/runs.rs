@@ -352,6 +352,7 @@ async fn finished_runs_keep_records_too_large_for_their_row_as_rows() {
 
 #[tokio::test]
 async fn a_checkpoint_is_stored_only_while_its_worker_holds_the_run() {
+    use std::collections::HashSet;
     use workbench_engine::store::{self, Acceptance, NewRun};
     use workbench_engine::{StepRecord, StepStatus};
 
@@ -365,19 +366,22 @@ async fn a_checkpoint_is_stored_only_while_its_worker_holds_the_run() {
             .fetch_one(pool)
             .await
             .unwrap();
-    let run = NewRun {
+    let new_run = || NewRun {
         id: workbench_engine::runs::new_run_id(),
-        project_id,
+        project_id: project_id.clone(),
         flow_id: flow,
         flow_version: version,
-        flow_name: name,
+        flow_name: name.clone(),
         run_model: "test".into(),
         input: json!({}),
         start_time: chrono::Utc::now(),
     };
+    let (run, theirs) = (new_run(), new_run());
     let (worker, other) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let leased = Acceptance::Leased(worker, Duration::from_secs(60));
-    store::accept_runs(pool, store::SHARED_SLOT, &[(&run, leased)]).await.unwrap();
+    let leased_to_other = Acceptance::Leased(other, Duration::from_secs(60));
+    let accepting = [(&run, leased), (&theirs, leased_to_other)];
+    store::accept_runs(pool, store::SHARED_SLOT, &accepting).await.unwrap();
     let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
     let record = |output: Value| StepRecord {
         step_key: "trigger".into(),
@@ -393,11 +397,20 @@ async fn a_checkpoint_is_stored_only_while_its_worker_holds_the_run() {
     };
 
     let first = [record(json!("first"))];
-    assert!(!store::checkpoint_steps(pool, run.id, other, &first).await.unwrap());
+    assert!(store::checkpoint_runs(pool, other, &[(run.id, &first[..])]).await.unwrap().is_empty());
     assert!(store::load_steps(pool, run.id).await.unwrap().is_empty(), "another worker's is not");
-    assert!(store::checkpoint_steps(pool, run.id, worker, &first).await.unwrap());
+    // One statement for both runs stores the records of the one this worker holds.
+    let held =
+        store::checkpoint_runs(pool, worker, &[(run.id, &first[..]), (theirs.id, &first[..])])
+            .await
+            .unwrap();
+    assert_eq!(held, HashSet::from([run.id]));
+    assert!(store::load_steps(pool, theirs.id).await.unwrap().is_empty());
     let again = [record(json!("again"))];
-    assert!(store::checkpoint_steps(pool, run.id, worker, &again).await.unwrap());
+    assert_eq!(
+        store::checkpoint_runs(pool, worker, &[(run.id, &again[..])]).await.unwrap(),
+        HashSet::from([run.id])
+    );
     assert_eq!(store::load_steps(pool, run.id).await.unwrap(), first, "a durable record stays");
 
     sqlx::query("UPDATE runs SET lease_owner = $2 WHERE id = $1")
@@ -407,6 +420,15 @@ async fn a_checkpoint_is_stored_only_while_its_worker_holds_the_run() {
         .await
         .unwrap();
     let later = [StepRecord { step_key: "x".into(), step_id: "x".into(), ..record(json!(2)) }];
-    assert!(!store::checkpoint_steps(pool, run.id, worker, &later).await.unwrap(), "taken over");
+    assert!(
+        store::checkpoint_runs(pool, worker, &[(run.id, &later[..])]).await.unwrap().is_empty(),
+        "taken over"
+    );
     assert_eq!(store::load_steps(pool, run.id).await.unwrap(), first);
+    let both =
+        store::checkpoint_runs(pool, other, &[(run.id, &later[..]), (theirs.id, &later[..])])
+            .await
+            .unwrap();
+    assert_eq!(both, HashSet::from([run.id, theirs.id]));
+    assert_eq!(store::load_steps(pool, theirs.id).await.unwrap(), later);
 }

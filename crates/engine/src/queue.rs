@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::postgres::PgListener;
-use sqlx::PgPool;
-use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use sqlx::postgres::{PgConnectOptions, PgListener};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -25,7 +25,7 @@ use crate::completion::{Completions, RunResult};
 use crate::executor::{Engine, RunOutcome, RunRequest, RunStatus};
 use crate::graphs::FlowGraphs;
 use crate::journal::{Journal, JournalError, StepRecord};
-use crate::runs::parse_mode;
+use crate::runs::{connected, parse_mode, writer_options};
 use crate::store::{self, ClaimedRun, RunEnd};
 
 /// How the workers of a process behave.
@@ -163,6 +163,10 @@ impl Dispatcher {
             self.completions.clone(),
             completions,
         ));
+        let (checkpoint, checkpoints) = mpsc::channel(CHECKPOINT_BATCH * 4);
+        let checkpointer =
+            tokio::spawn(write_checkpoints(writer_options(&self.db), self.owner, checkpoints));
+        let sinks = Sinks { done, checkpoint };
         tracing::info!(worker = %self.owner, concurrency = self.config.concurrency, "workers up");
 
         // Whether to look at the queue on the next turn, and whether it may hold runs this
@@ -178,7 +182,7 @@ impl Dispatcher {
                 // Every slot asked for filled, or the look failed (nothing asked): look again.
                 more = claimed.len() == asked;
                 for (run, permit) in claimed.into_iter().zip(slots) {
-                    self.spawn(&mut tasks, &done, run, permit);
+                    self.spawn(&mut tasks, &sinks, run, permit);
                 }
             }
             while tasks.try_join_next().is_some() {}
@@ -192,9 +196,9 @@ impl Dispatcher {
                 }
                 _ = self.freed.notified() => look = more,
                 Some((run, permit)) = handed.recv() => {
-                    self.spawn(&mut tasks, &done, run, permit);
+                    self.spawn(&mut tasks, &sinks, run, permit);
                     while let Ok((run, permit)) = handed.try_recv() {
-                        self.spawn(&mut tasks, &done, run, permit);
+                        self.spawn(&mut tasks, &sinks, run, permit);
                     }
                     look = false;
                 }
@@ -213,8 +217,9 @@ impl Dispatcher {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
-        drop(done);
+        drop(sinks);
         let _ = completer.await;
+        let _ = checkpointer.await;
         heartbeat.abort();
         match store::release_leases(&self.db, self.owner).await {
             Ok(n) if n > 0 => tracing::info!(runs = n, "handed unfinished runs back to the queue"),
@@ -228,11 +233,11 @@ impl Dispatcher {
     fn spawn(
         &self,
         tasks: &mut JoinSet<()>,
-        done: &mpsc::Sender<Completion>,
+        sinks: &Sinks,
         run: ClaimedRun,
         permit: OwnedSemaphorePermit,
     ) {
-        let ctx = self.context(done.clone());
+        let ctx = self.context(sinks.clone());
         let freed = self.freed.clone();
         tasks.spawn(async move {
             ctx.execute_guarded(run).await;
@@ -269,13 +274,12 @@ impl Dispatcher {
         }
     }
 
-    fn context(&self, done: mpsc::Sender<Completion>) -> RunContext {
+    fn context(&self, sinks: Sinks) -> RunContext {
         RunContext {
             db: self.db.clone(),
             engine: self.engine.clone(),
-            owner: self.owner,
             graphs: self.graphs.clone(),
-            done,
+            sinks,
         }
     }
 }
@@ -306,13 +310,19 @@ async fn heartbeat(db: PgPool, owner: Uuid, lease: Duration) {
     }
 }
 
+/// Where the workers' writes go: the batches of run ends and of checkpoints.
+#[derive(Clone)]
+struct Sinks {
+    done: mpsc::Sender<Completion>,
+    checkpoint: mpsc::Sender<Checkpoint>,
+}
+
 #[derive(Clone)]
 struct RunContext {
     db: PgPool,
     engine: Arc<Engine>,
-    owner: Uuid,
     graphs: Arc<FlowGraphs>,
-    done: mpsc::Sender<Completion>,
+    sinks: Sinks,
 }
 
 impl RunContext {
@@ -377,7 +387,7 @@ impl RunContext {
             mode: parse_mode(&run.run_model).unwrap_or(crate::executor::RunMode::Manual),
             completed,
         };
-        let journal = PgJournal { db: self.db.clone(), run_id: run.id, owner: self.owner };
+        let journal = PgJournal { checkpoints: self.sinks.checkpoint.clone(), run_id: run.id };
         let outcome = self.engine.run(request, &journal).await;
         self.finish(run.id, outcome).await;
     }
@@ -386,7 +396,7 @@ impl RunContext {
     async fn finish(&self, run_id: Uuid, outcome: RunOutcome) {
         let RunOutcome { status, message, pending: records, response } = outcome;
         let end = RunEnd { run_id, success: status == RunStatus::Success, message, response };
-        if self.done.send(Completion { end, records }).await.is_err() {
+        if self.sinks.done.send(Completion { end, records }).await.is_err() {
             tracing::warn!("the completer has stopped; the run will be resumed elsewhere");
         }
     }
@@ -531,28 +541,95 @@ async fn record_batch(
     Ok(owned)
 }
 
-/// Writes checkpoints of one run, only while this worker still holds its lease.
+/// Checkpoints one run, through the process's checkpoint writer.
 struct PgJournal {
-    db: PgPool,
+    checkpoints: mpsc::Sender<Checkpoint>,
     run_id: Uuid,
-    owner: Uuid,
 }
 
 #[async_trait]
 impl Journal for PgJournal {
     async fn checkpoint(&self, records: Vec<StepRecord>) -> Result<(), JournalError> {
-        // FIXME: each checkpoint is its own commit, and through the pool it costs a second
-        // round trip too (sqlx pings a connection whenever it is given back). Gathering the
-        // checkpoints of many runs onto one connection of a writer task, as accepts are
-        // (`runs::write_batches`), would make the queued path cost a fraction of a commit per
-        // step instead of one (docs/benchmarks.md, scenario 1, "1q").
-        let write = |e: sqlx::Error| JournalError::Write(e.to_string());
-        match store::checkpoint_steps(&self.db, self.run_id, self.owner, &records).await {
+        let stopped = || JournalError::Write("the checkpoint writer has stopped".into());
+        let (done, written) = oneshot::channel();
+        let checkpoint = Checkpoint { run_id: self.run_id, records, done };
+        self.checkpoints.send(checkpoint).await.map_err(|_| stopped())?;
+        match written.await.map_err(|_| stopped())? {
             Ok(true) => Ok(()),
             Ok(false) => Err(JournalError::LeaseLost),
-            Err(e) => Err(write(e)),
+            Err(e) => Err(JournalError::Write(e)),
         }
     }
+}
+
+/// A run's checkpoint waiting to be written, and who waits for it: whether this worker still
+/// held the run (its records were stored), or why the write failed.
+struct Checkpoint {
+    run_id: Uuid,
+    records: Vec<StepRecord>,
+    done: oneshot::Sender<Result<bool, String>>,
+}
+
+/// The most checkpoints one commit carries.
+const CHECKPOINT_BATCH: usize = 256;
+
+/// Writes the checkpoints of this process's runs in batches: whatever gathered while the last
+/// batch was written goes in one statement and one commit (`store::checkpoint_runs`), so the
+/// runs of a flow with external steps, which checkpoint around each of them, share commits as
+/// accepted runs do. The writer has a connection of its own, for the reasons the accepting
+/// writer has one (`runs::write_batches`). A batch PostgreSQL refuses for its data is written
+/// again one run at a time, so one run's record does not fail the others' checkpoints.
+async fn write_checkpoints(
+    options: PgConnectOptions,
+    owner: Uuid,
+    mut pending: mpsc::Receiver<Checkpoint>,
+) {
+    let mut batch = Vec::with_capacity(CHECKPOINT_BATCH);
+    let mut connection: Option<PgConnection> = None;
+    while pending.recv_many(&mut batch, CHECKPOINT_BATCH).await > 0 {
+        let runs: Vec<_> = batch.iter().map(|c| (c.run_id, c.records.as_slice())).collect();
+        let result = write_checkpoint_batch(&mut connection, &options, owner, &runs).await;
+        match result {
+            Err(e) if is_data_error(&e) && batch.len() > 1 => {
+                for c in batch.drain(..) {
+                    let one = [(c.run_id, c.records.as_slice())];
+                    let result = write_checkpoint_batch(&mut connection, &options, owner, &one)
+                        .await
+                        .map(|held| held.contains(&c.run_id))
+                        .map_err(|e| e.to_string());
+                    let _ = c.done.send(result);
+                }
+            }
+            result => {
+                let result = result.map_err(|e| e.to_string());
+                for c in batch.drain(..) {
+                    let held = result.as_ref().map(|held| held.contains(&c.run_id));
+                    let _ = c.done.send(held.map_err(Clone::clone));
+                }
+            }
+        }
+    }
+}
+
+/// One statement of [`write_checkpoints`]; a failure other than refused data drops the
+/// connection, and the next batch connects afresh.
+async fn write_checkpoint_batch(
+    connection: &mut Option<PgConnection>,
+    options: &PgConnectOptions,
+    owner: Uuid,
+    runs: &[(Uuid, &[StepRecord])],
+) -> sqlx::Result<HashSet<Uuid>> {
+    let result = match connected(connection, options).await {
+        Ok(db) => store::checkpoint_runs(db, owner, runs).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        tracing::warn!(error = %e, runs = runs.len(), "writing checkpoints failed");
+        if !is_data_error(e) {
+            *connection = None;
+        }
+    }
+    result
 }
 
 /// Deletes finished runs older than `retention`, at start and then hourly, until `stop`.

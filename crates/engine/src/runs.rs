@@ -528,7 +528,7 @@ fn claimed(run: &NewRun) -> ClaimedRun {
 /// (`plan_cache_mode=force_generic_plan`; by default it plans it afresh for each batch, and its
 /// generic plan suits any batch: one index probe into `flows` per run), which served about a
 /// third more sync hook requests at c = 8 (docs/benchmarks.md, scenario 2).
-fn writer_options(db: &PgPool) -> PgConnectOptions {
+pub(crate) fn writer_options(db: &PgPool) -> PgConnectOptions {
     let options = (*db.connect_options()).clone();
     options.options([("plan_cache_mode", "force_generic_plan")])
 }
@@ -575,7 +575,7 @@ async fn write_batches(
 }
 
 /// The writer's connection, made if it has none.
-async fn connected<'c>(
+pub(crate) async fn connected<'c>(
     connection: &'c mut Option<PgConnection>,
     options: &PgConnectOptions,
 ) -> sqlx::Result<&'c mut PgConnection> {

@@ -590,36 +590,40 @@ pub async fn release_runs(
     Ok(done.rows_affected())
 }
 
-/// Stores a checkpoint of one run's step records, only while `owner` still holds the run (no
-/// other worker took it over); returns whether it did. One autocommit statement: the run's
-/// row stays locked until the records are durable, so a takeover waits for them. A key
-/// already present (written by an earlier claim) is kept: records are immutable once durable.
-pub async fn checkpoint_steps(
+/// Stores checkpoints of runs' step records, each only while `owner` still holds its run (no
+/// other worker took it over); returns the runs it held, whose records were stored. One
+/// autocommit statement: the runs' rows stay locked until the records are durable, so a
+/// takeover waits for them; they are locked in id order, as every statement that locks many
+/// runs does, so two such statements cannot deadlock. A key already present (written by an
+/// earlier claim) is kept: records are immutable once durable.
+pub async fn checkpoint_runs(
     db: impl PgExecutor<'_>,
-    run_id: Uuid,
     owner: Uuid,
-    records: &[StepRecord],
-) -> sqlx::Result<bool> {
-    let rows: Vec<(Uuid, &StepRecord)> = records.iter().map(|r| (run_id, r)).collect();
+    runs: &[(Uuid, &[StepRecord])],
+) -> sqlx::Result<HashSet<Uuid>> {
+    let ids: Vec<Uuid> = runs.iter().map(|(id, _)| *id).collect();
+    let rows: Vec<(Uuid, &StepRecord)> =
+        runs.iter().flat_map(|(id, records)| records.iter().map(move |r| (*id, r))).collect();
     let columns = StepColumns::new(&rows);
     let sql = format!(
         r#"
         WITH held AS (
             SELECT id FROM runs
-            WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+            WHERE id = ANY($1) AND lease_owner = $2 AND status = 'running'
+            ORDER BY id
             FOR UPDATE
         ), stored AS (
             INSERT INTO run_steps ({STEP_FIELDS})
-            SELECT s.* FROM {} WHERE EXISTS (SELECT 1 FROM held)
+            SELECT s.* FROM {} WHERE s.run_id IN (SELECT id FROM held)
             ON CONFLICT (run_id, step_key) DO NOTHING
         )
-        SELECT EXISTS (SELECT 1 FROM held)
+        SELECT id FROM held
         "#,
         step_unnest(3)
     );
-    let query = sqlx::query(&sql).bind(run_id).bind(owner);
-    let row = columns.bind(query).fetch_one(db).await?;
-    sqlx::Row::try_get(&row, 0)
+    let query = sqlx::query(&sql).bind(&ids).bind(owner);
+    let held = columns.bind(query).fetch_all(db).await?;
+    held.iter().map(|row| sqlx::Row::try_get(row, 0)).collect()
 }
 
 /// Inserts step records of any number of runs in one statement.
