@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgListener};
+use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -25,7 +25,7 @@ use crate::completion::{Completions, RunResult};
 use crate::executor::{Engine, RunOutcome, RunRequest, RunStatus};
 use crate::graphs::FlowGraphs;
 use crate::journal::{Journal, JournalError, StepRecord};
-use crate::runs::{connected, parse_mode, writer_options};
+use crate::runs::{parse_mode, WriterConnection};
 use crate::store::{self, ClaimedRun, RunEnd};
 
 /// How the workers of a process behave.
@@ -159,13 +159,17 @@ impl Dispatcher {
         let (done, completions) = mpsc::channel(COMPLETION_BATCH * 4);
         let completer = tokio::spawn(complete_batches(
             self.db.clone(),
+            WriterConnection::new(&self.db),
             self.owner,
             self.completions.clone(),
             completions,
         ));
         let (checkpoint, checkpoints) = mpsc::channel(CHECKPOINT_BATCH * 4);
-        let checkpointer =
-            tokio::spawn(write_checkpoints(writer_options(&self.db), self.owner, checkpoints));
+        let checkpointer = tokio::spawn(write_checkpoints(
+            WriterConnection::new(&self.db),
+            self.owner,
+            checkpoints,
+        ));
         let sinks = Sinks { done, checkpoint };
         tracing::info!(worker = %self.owner, concurrency = self.config.concurrency, "workers up");
 
@@ -419,18 +423,19 @@ const COMPLETION_BATCH: usize = 256;
 /// waiting for a recorded run are woken.
 async fn complete_batches(
     db: PgPool,
+    mut writer: WriterConnection,
     owner: Uuid,
     waiters: Arc<Completions>,
     mut completions: mpsc::Receiver<Completion>,
 ) {
     let mut batch = Vec::with_capacity(COMPLETION_BATCH);
     while completions.recv_many(&mut batch, COMPLETION_BATCH).await > 0 {
-        match record_retrying(&db, owner, waiters.process(), &batch).await {
+        match record_retrying(&mut writer, owner, waiters.process(), &batch).await {
             Ok(recorded) => wake(&waiters, &mut batch, &recorded),
             Err(e) if is_data_error(&e) => {
                 tracing::warn!(error = %e, runs = batch.len(), "recording runs one by one");
                 for c in &mut batch {
-                    record_alone(&db, owner, &waiters, c).await;
+                    record_alone(&db, &mut writer, owner, &waiters, c).await;
                 }
             }
             Err(e) => give_back(&db, owner, &batch, &e).await,
@@ -440,9 +445,15 @@ async fn complete_batches(
 }
 
 /// Records one run; when PostgreSQL refuses its data, records it as failed without its steps.
-async fn record_alone(db: &PgPool, owner: Uuid, waiters: &Completions, c: &mut Completion) {
+async fn record_alone(
+    db: &PgPool,
+    writer: &mut WriterConnection,
+    owner: Uuid,
+    waiters: &Completions,
+    c: &mut Completion,
+) {
     let one = std::slice::from_mut(c);
-    match record_retrying(db, owner, waiters.process(), one).await {
+    match record_retrying(writer, owner, waiters.process(), one).await {
         Ok(recorded) => return wake(waiters, one, &recorded),
         Err(e) if is_data_error(&e) => {
             let run = one[0].end.run_id;
@@ -456,7 +467,7 @@ async fn record_alone(db: &PgPool, owner: Uuid, waiters: &Completions, c: &mut C
     refused.end.response = None;
     refused.end.message =
         Some("the run's step records could not be stored: PostgreSQL refused their data".into());
-    match record_retrying(db, owner, waiters.process(), one).await {
+    match record_retrying(writer, owner, waiters.process(), one).await {
         Ok(recorded) => wake(waiters, one, &recorded),
         Err(e) => give_back(db, owner, one, &e).await,
     }
@@ -464,7 +475,7 @@ async fn record_alone(db: &PgPool, owner: Uuid, waiters: &Completions, c: &mut C
 
 /// [`record_batch`], retried with backoff while the failure may pass (not for refused data).
 async fn record_retrying(
-    db: &PgPool,
+    writer: &mut WriterConnection,
     owner: Uuid,
     process: Uuid,
     batch: &[Completion],
@@ -472,7 +483,14 @@ async fn record_retrying(
     let mut delay = Duration::from_millis(100);
     let mut attempt = 1;
     loop {
-        match record_batch(db, owner, process, batch).await {
+        let result = match writer.get().await {
+            Ok(db) => record_batch(db, owner, process, batch).await,
+            Err(e) => Err(e),
+        };
+        if result.as_ref().is_err_and(|e| !is_data_error(e)) {
+            writer.reset();
+        }
+        match result {
             Ok(recorded) => return Ok(recorded),
             Err(e) if attempt < 5 && !is_data_error(&e) => {
                 tracing::warn!(error = %e, attempt, "recording finished runs failed; retrying");
@@ -517,13 +535,13 @@ fn wake(waiters: &Completions, batch: &mut [Completion], recorded: &HashSet<Uuid
 
 /// Records a batch; returns the ids of the runs this worker still held, which were recorded.
 async fn record_batch(
-    db: &PgPool,
+    db: &mut PgConnection,
     owner: Uuid,
     process: Uuid,
     batch: &[Completion],
 ) -> sqlx::Result<HashSet<Uuid>> {
     let ids: Vec<Uuid> = batch.iter().map(|c| c.end.run_id).collect();
-    let mut tx = db.begin().await?;
+    let mut tx = sqlx::Connection::begin(db).await?;
     let owned: HashSet<Uuid> =
         store::lock_owned_runs(&mut *tx, &ids, owner).await?.into_iter().collect();
     if owned.len() < batch.len() {
@@ -580,20 +598,19 @@ const CHECKPOINT_BATCH: usize = 256;
 /// writer has one (`runs::write_batches`). A batch PostgreSQL refuses for its data is written
 /// again one run at a time, so one run's record does not fail the others' checkpoints.
 async fn write_checkpoints(
-    options: PgConnectOptions,
+    mut writer: WriterConnection,
     owner: Uuid,
     mut pending: mpsc::Receiver<Checkpoint>,
 ) {
     let mut batch = Vec::with_capacity(CHECKPOINT_BATCH);
-    let mut connection: Option<PgConnection> = None;
     while pending.recv_many(&mut batch, CHECKPOINT_BATCH).await > 0 {
         let runs: Vec<_> = batch.iter().map(|c| (c.run_id, c.records.as_slice())).collect();
-        let result = write_checkpoint_batch(&mut connection, &options, owner, &runs).await;
+        let result = write_checkpoint_batch(&mut writer, owner, &runs).await;
         match result {
             Err(e) if is_data_error(&e) && batch.len() > 1 => {
                 for c in batch.drain(..) {
                     let one = [(c.run_id, c.records.as_slice())];
-                    let result = write_checkpoint_batch(&mut connection, &options, owner, &one)
+                    let result = write_checkpoint_batch(&mut writer, owner, &one)
                         .await
                         .map(|held| held.contains(&c.run_id))
                         .map_err(|e| e.to_string());
@@ -614,19 +631,18 @@ async fn write_checkpoints(
 /// One statement of [`write_checkpoints`]; a failure other than refused data drops the
 /// connection, and the next batch connects afresh.
 async fn write_checkpoint_batch(
-    connection: &mut Option<PgConnection>,
-    options: &PgConnectOptions,
+    writer: &mut WriterConnection,
     owner: Uuid,
     runs: &[(Uuid, &[StepRecord])],
 ) -> sqlx::Result<HashSet<Uuid>> {
-    let result = match connected(connection, options).await {
+    let result = match writer.get().await {
         Ok(db) => store::checkpoint_runs(db, owner, runs).await,
         Err(e) => Err(e),
     };
     if let Err(e) = &result {
         tracing::warn!(error = %e, runs = runs.len(), "writing checkpoints failed");
         if !is_data_error(e) {
-            *connection = None;
+            writer.reset();
         }
     }
     result

@@ -146,7 +146,7 @@ impl Submitter {
         let pending = Arc::new(tokio::sync::Mutex::new(pending));
         for _ in 0..WRITERS {
             let slot = rand::Rng::gen_range(&mut rand::thread_rng(), 1..=COUNT_SLOTS);
-            tokio::spawn(write_batches(writer_options(&db), slot, pending.clone()));
+            tokio::spawn(write_batches(WriterConnection::new(&db), slot, pending.clone()));
         }
         Submitter { db, queue, flows: Arc::default(), inline: None, local: None }
     }
@@ -524,13 +524,37 @@ fn claimed(run: &NewRun) -> ClaimedRun {
     }
 }
 
-/// How a writer connects. PostgreSQL plans the accepting statement once on it
-/// (`plan_cache_mode=force_generic_plan`; by default it plans it afresh for each batch, and its
-/// generic plan suits any batch: one index probe into `flows` per run), which served about a
-/// third more sync hook requests at c = 8 (docs/benchmarks.md, scenario 2).
-pub(crate) fn writer_options(db: &PgPool) -> PgConnectOptions {
-    let options = (*db.connect_options()).clone();
-    options.options([("plan_cache_mode", "force_generic_plan")])
+/// The connection a writer task keeps to itself (see [`write_batches`]): made when first
+/// needed, and again after a failure dropped it.
+///
+/// PostgreSQL plans a writer's statement once on it (`plan_cache_mode=force_generic_plan`; by
+/// default it plans it afresh for each batch, and the accepting statement's generic plan suits
+/// any batch: one index probe into `flows` per run), which served about a third more sync hook
+/// requests at c = 8 (docs/benchmarks.md, scenario 2).
+pub(crate) struct WriterConnection {
+    options: PgConnectOptions,
+    connection: Option<PgConnection>,
+}
+
+impl WriterConnection {
+    pub(crate) fn new(db: &PgPool) -> WriterConnection {
+        let options = (*db.connect_options()).clone();
+        let options = options.options([("plan_cache_mode", "force_generic_plan")]);
+        WriterConnection { options, connection: None }
+    }
+
+    /// The connection, made if there is none.
+    pub(crate) async fn get(&mut self) -> sqlx::Result<&mut PgConnection> {
+        if self.connection.is_none() {
+            self.connection = Some(PgConnection::connect_with(&self.options).await?);
+        }
+        Ok(self.connection.as_mut().expect("connected just above"))
+    }
+
+    /// Drops the connection after a failure that may have broken it.
+    pub(crate) fn reset(&mut self) {
+        self.connection = None;
+    }
 }
 
 /// One writer: takes whatever has gathered (waiting for the first if nothing has) and stores
@@ -542,24 +566,23 @@ pub(crate) fn writer_options(db: &PgPool) -> PgConnectOptions {
 /// fails drops the connection, and the next batch connects afresh, so a connection broken
 /// while idle (PostgreSQL restarted) fails the one batch that finds it broken.
 async fn write_batches(
-    options: PgConnectOptions,
+    mut connection: WriterConnection,
     slot: i16,
     pending: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut connection: Option<PgConnection> = None;
     while pending.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
         while !batch.is_empty() {
             let take = batch_len(batch.iter().map(|p| p.json.bytes()));
             let part: Vec<Pending> = batch.drain(..take).collect();
             let runs: Vec<_> = part.iter().map(|p| (&p.run, acceptance(&p.how), &p.json)).collect();
-            let result = match connected(&mut connection, &options).await {
+            let result = match connection.get().await {
                 Ok(db) => store::accept_encoded(db, slot, &runs).await,
                 Err(e) => Err(e),
             };
             let result = result.map_err(|e| {
                 tracing::warn!(error = %e, runs = part.len(), "storing submitted runs failed");
-                connection = None;
+                connection.reset();
                 e.to_string()
             });
             for p in part {
@@ -572,17 +595,6 @@ async fn write_batches(
             }
         }
     }
-}
-
-/// The writer's connection, made if it has none.
-pub(crate) async fn connected<'c>(
-    connection: &'c mut Option<PgConnection>,
-    options: &PgConnectOptions,
-) -> sqlx::Result<&'c mut PgConnection> {
-    if connection.is_none() {
-        *connection = Some(PgConnection::connect_with(options).await?);
-    }
-    Ok(connection.as_mut().expect("connected just above"))
 }
 
 /// How many of the runs, whose sizes are `bytes` (see [`RunJson::bytes`]), go into the next
