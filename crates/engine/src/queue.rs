@@ -25,7 +25,8 @@ use crate::completion::{Completions, RunResult};
 use crate::executor::{Engine, RunOutcome, RunRequest, RunStatus};
 use crate::graphs::FlowGraphs;
 use crate::journal::{Journal, JournalError, StepRecord};
-use crate::runs::{parse_mode, WriterConnection};
+use crate::runs::{batch_len, parse_mode, WriterConnection};
+use crate::storable;
 use crate::store::{self, ClaimedRun, RunEnd};
 
 /// How the workers of a process behave.
@@ -570,7 +571,11 @@ impl Journal for PgJournal {
     async fn checkpoint(&self, records: Vec<StepRecord>) -> Result<(), JournalError> {
         let stopped = || JournalError::Write("the checkpoint writer has stopped".into());
         let (done, written) = oneshot::channel();
-        let checkpoint = Checkpoint { run_id: self.run_id, records, done };
+        let bytes = records
+            .iter()
+            .map(|r| storable::json_len(&r.input) + storable::json_len(&r.output))
+            .sum();
+        let checkpoint = Checkpoint { run_id: self.run_id, records, bytes, done };
         self.checkpoints.send(checkpoint).await.map_err(|_| stopped())?;
         match written.await.map_err(|_| stopped())? {
             Ok(true) => Ok(()),
@@ -585,6 +590,8 @@ impl Journal for PgJournal {
 struct Checkpoint {
     run_id: Uuid,
     records: Vec<StepRecord>,
+    /// The JSON text of the records' inputs and outputs, in bytes.
+    bytes: usize,
     done: oneshot::Sender<Result<bool, String>>,
 }
 
@@ -602,27 +609,40 @@ async fn write_checkpoints(
     owner: Uuid,
     mut pending: mpsc::Receiver<Checkpoint>,
 ) {
-    let mut batch = Vec::with_capacity(CHECKPOINT_BATCH);
-    while pending.recv_many(&mut batch, CHECKPOINT_BATCH).await > 0 {
-        let runs: Vec<_> = batch.iter().map(|c| (c.run_id, c.records.as_slice())).collect();
-        let result = write_checkpoint_batch(&mut writer, owner, &runs).await;
-        match result {
-            Err(e) if is_data_error(&e) && batch.len() > 1 => {
-                for c in batch.drain(..) {
-                    let one = [(c.run_id, c.records.as_slice())];
-                    let result = write_checkpoint_batch(&mut writer, owner, &one)
-                        .await
-                        .map(|held| held.contains(&c.run_id))
-                        .map_err(|e| e.to_string());
-                    let _ = c.done.send(result);
-                }
+    let mut gathered = Vec::with_capacity(CHECKPOINT_BATCH);
+    while pending.recv_many(&mut gathered, CHECKPOINT_BATCH).await > 0 {
+        // As many as fit in one statement's parameters (see `runs::MAX_BATCH_BYTES`).
+        while !gathered.is_empty() {
+            let take = batch_len(gathered.iter().map(|c| c.bytes));
+            write_checkpoint_batch(&mut writer, owner, gathered.drain(..take).collect()).await;
+        }
+    }
+}
+
+/// Writes a batch of checkpoints and tells each waiting run how it went.
+async fn write_checkpoint_batch(
+    writer: &mut WriterConnection,
+    owner: Uuid,
+    batch: Vec<Checkpoint>,
+) {
+    let runs: Vec<_> = batch.iter().map(|c| (c.run_id, c.records.as_slice())).collect();
+    let result = write_checkpoint_statement(writer, owner, &runs).await;
+    match result {
+        Err(e) if is_data_error(&e) && batch.len() > 1 => {
+            for c in batch {
+                let one = [(c.run_id, c.records.as_slice())];
+                let result = write_checkpoint_statement(writer, owner, &one)
+                    .await
+                    .map(|held| held.contains(&c.run_id))
+                    .map_err(|e| e.to_string());
+                let _ = c.done.send(result);
             }
-            result => {
-                let result = result.map_err(|e| e.to_string());
-                for c in batch.drain(..) {
-                    let held = result.as_ref().map(|held| held.contains(&c.run_id));
-                    let _ = c.done.send(held.map_err(Clone::clone));
-                }
+        }
+        result => {
+            let result = result.map_err(|e| e.to_string());
+            for c in batch {
+                let held = result.as_ref().map(|held| held.contains(&c.run_id));
+                let _ = c.done.send(held.map_err(Clone::clone));
             }
         }
     }
@@ -630,7 +650,7 @@ async fn write_checkpoints(
 
 /// One statement of [`write_checkpoints`]; a failure other than refused data drops the
 /// connection, and the next batch connects afresh.
-async fn write_checkpoint_batch(
+async fn write_checkpoint_statement(
     writer: &mut WriterConnection,
     owner: Uuid,
     runs: &[(Uuid, &[StepRecord])],
