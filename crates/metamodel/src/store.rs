@@ -165,21 +165,35 @@ pub(crate) async fn upsert_package(
 
 const ENTITY_COLUMNS: &str = "urn, entity_type, package_id, name, subtype, attributes";
 
+/// Looks up each of `$3` (a `text[]` of URNs) in `abm_entities` of the scope `$1`, `$2` by
+/// its primary key, one probe per URN.
+///
+/// Not `urn = ANY($3)`: on a table PostgreSQL has no statistics for yet (bulk-loaded since
+/// the last autovacuum), it guesses that the scope's rows are a handful and reads all of them
+/// through the leading (project, instance) columns of an index, comparing each with every URN
+/// given; for 400 URNs among 100,000 entities that took 0.77 s with a generic plan, against
+/// 2 ms (docs/benchmarks.md, scenario 5). A lateral subquery with a `LIMIT` is planned per
+/// URN, where the primary key wins.
+fn entities_by_urn(columns: &str) -> String {
+    format!(
+        "SELECT e.* FROM (SELECT DISTINCT urn FROM UNNEST($3::text[]) AS u (urn)) AS u \
+         CROSS JOIN LATERAL (SELECT {columns} FROM abm_entities \
+             WHERE project_id = $1 AND instance_id = $2 AND urn = u.urn LIMIT 1) AS e"
+    )
+}
+
 /// Maps each of `urns` that exists to its entity type.
 pub(crate) async fn entity_types(
     db: impl PgExecutor<'_>,
     scope: &Scope,
     urns: &[String],
 ) -> sqlx::Result<Vec<(String, String)>> {
-    sqlx::query_as(
-        "SELECT urn, entity_type FROM abm_entities \
-         WHERE project_id = $1 AND instance_id = $2 AND urn = ANY($3)",
-    )
-    .bind(&scope.project_id)
-    .bind(&scope.instance_id)
-    .bind(urns)
-    .fetch_all(db)
-    .await
+    sqlx::query_as(&entities_by_urn("urn, entity_type"))
+        .bind(&scope.project_id)
+        .bind(&scope.instance_id)
+        .bind(urns)
+        .fetch_all(db)
+        .await
 }
 
 /// Inserts a batch; returns the URNs actually inserted (an existing URN is skipped).
@@ -252,6 +266,11 @@ pub(crate) async fn update_entity(
 }
 
 /// Deletes entities (their signatures and edges cascade); returns the URNs deleted.
+///
+/// FIXME: `urn = ANY($3)` is planned as a scan of the whole scope while `abm_entities` has no
+/// statistics (see [`entities_by_urn`]), which a bulk delete right after a bulk load pays. The
+/// lateral form does not carry over to `DELETE` safely (deleting by `ctid` misses a row updated
+/// meanwhile); deleting in a loop over the URNs, or `ANALYZE` after a bulk load, would.
 pub(crate) async fn delete_entities(
     conn: &mut PgConnection,
     scope: &Scope,
@@ -273,15 +292,12 @@ pub(crate) async fn fetch_entities(
     scope: &Scope,
     urns: &[String],
 ) -> sqlx::Result<Vec<EntityRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {ENTITY_COLUMNS} FROM abm_entities \
-         WHERE project_id = $1 AND instance_id = $2 AND urn = ANY($3)"
-    ))
-    .bind(&scope.project_id)
-    .bind(&scope.instance_id)
-    .bind(urns)
-    .fetch_all(db)
-    .await
+    sqlx::query_as(&entities_by_urn(ENTITY_COLUMNS))
+        .bind(&scope.project_id)
+        .bind(&scope.instance_id)
+        .bind(urns)
+        .fetch_all(db)
+        .await
 }
 
 /// Filters of the entity listing.
@@ -404,14 +420,8 @@ const EDGE_COLUMNS: &str = "from_urn, target_urn, relationship_code, relationshi
 
 /// Creates edges or rewrites their `relationship_extend`; returns every edge written.
 ///
-/// FIXME: each edge runs two foreign-key checks, each locking its entity `FOR KEY SHARE`.
-/// On a cluster without statistics (autovacuum off) this statement took about a second per
-/// 200 edges, 436-876 edges/s, against 25,605/s once analyzed (docs/benchmarks.md, scenario
-/// 5); 200 edges whose targets repeat among 50 entities take about 0.4 s even from one client.
-/// The cause is not pinned down (a check's plan cached while the table was tiny is ruled out).
-/// The batch already reads its ends (`entity_types`): locking those rows once there, and
-/// deleting an entity's edges where the entity is deleted, would let the per-row foreign keys
-/// go.
+/// Each edge runs two foreign-key checks, primary-key probes into `abm_entities` (migration
+/// `entities_type_index_order` keeps them probes when the table has no statistics).
 pub(crate) async fn upsert_edges(
     conn: &mut PgConnection,
     scope: &Scope,
@@ -468,15 +478,23 @@ pub(crate) async fn edges_touching(
     direction: Direction,
     code: Option<&str>,
 ) -> sqlx::Result<Vec<EdgeRow>> {
-    let side = match direction {
-        Direction::Out => "from_urn = ANY($3)",
-        Direction::In => "target_urn = ANY($3)",
-        Direction::Both => "(from_urn = ANY($3) OR target_urn = ANY($3))",
+    // One index probe per URN and side, for the reason `entities_by_urn` gives: `ANY` would
+    // be planned as a scan of the scope's edges while the table has no statistics.
+    let side = |column: &str| {
+        format!(
+            "SELECT e.* FROM (SELECT DISTINCT urn FROM UNNEST($3::text[]) AS u (urn)) AS u \
+             CROSS JOIN LATERAL (SELECT {EDGE_COLUMNS} FROM abm_relationships \
+                 WHERE project_id = $1 AND instance_id = $2 AND {column} = u.urn \
+                     AND ($4::text IS NULL OR relationship_code = $4) OFFSET 0) AS e"
+        )
+    };
+    let edges = match direction {
+        Direction::Out => side("from_urn"),
+        Direction::In => side("target_urn"),
+        Direction::Both => format!("{} UNION {}", side("from_urn"), side("target_urn")),
     };
     sqlx::query_as(&format!(
-        "SELECT {EDGE_COLUMNS} FROM abm_relationships \
-         WHERE project_id = $1 AND instance_id = $2 AND {side} \
-             AND ($4::text IS NULL OR relationship_code = $4) \
+        "SELECT {EDGE_COLUMNS} FROM ({edges}) AS edges \
          ORDER BY from_urn, target_urn, relationship_code"
     ))
     .bind(&scope.project_id)
