@@ -488,7 +488,10 @@ async fn record_retrying(
             Ok(db) => record_batch(db, owner, process, batch).await,
             Err(e) => Err(e),
         };
-        if result.as_ref().is_err_and(|e| !is_data_error(e)) {
+        // On any error the connection goes: a transaction dropped on a plain connection is
+        // rolled back only when the connection is next used, and until then it would keep the
+        // runs' rows locked against `give_back`, which goes through the pool.
+        if result.is_err() {
             writer.reset();
         }
         match result {
@@ -648,24 +651,33 @@ async fn write_checkpoint_batch(
     }
 }
 
-/// One statement of [`write_checkpoints`]; a failure other than refused data drops the
-/// connection, and the next batch connects afresh.
+/// One statement of [`write_checkpoints`]. A failure other than refused data drops the
+/// connection and tries once more on a new one: the writer's connection may have broken while
+/// idle (PostgreSQL restarted), and a failed checkpoint fails its runs. Writing again is safe:
+/// only held runs are written, and records already stored are kept.
 async fn write_checkpoint_statement(
     writer: &mut WriterConnection,
     owner: Uuid,
     runs: &[(Uuid, &[StepRecord])],
 ) -> sqlx::Result<HashSet<Uuid>> {
-    let result = match writer.get().await {
-        Ok(db) => store::checkpoint_runs(db, owner, runs).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = &result {
-        tracing::warn!(error = %e, runs = runs.len(), "writing checkpoints failed");
-        if !is_data_error(e) {
-            writer.reset();
+    let mut tries = 2;
+    loop {
+        tries -= 1;
+        let result = match writer.get().await {
+            Ok(db) => store::checkpoint_runs(db, owner, runs).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Err(e) if !is_data_error(&e) => {
+                tracing::warn!(error = %e, runs = runs.len(), "writing checkpoints failed");
+                writer.reset();
+                if tries == 0 {
+                    return Err(e);
+                }
+            }
+            result => return result,
         }
     }
-    result
 }
 
 /// Deletes finished runs older than `retention`, at start and then hourly, until `stop`.

@@ -543,18 +543,18 @@ pub async fn claim_runs(
     .await
 }
 
-/// Extends the leases of every run this worker holds.
+/// Extends the leases of every run this worker holds. Like every statement that locks many
+/// runs, it locks them in id order (see [`held_runs`]).
 pub async fn renew_leases(
     db: impl PgExecutor<'_>,
     owner: Uuid,
     lease_secs: f64,
 ) -> sqlx::Result<u64> {
-    let done = sqlx::query(
-        r#"
-        UPDATE runs SET lease_until = now() + make_interval(secs => $2)
-        WHERE lease_owner = $1 AND status = 'running'
-        "#,
-    )
+    let done = sqlx::query(&format!(
+        "UPDATE runs SET lease_until = now() + make_interval(secs => $2) \
+         WHERE id = ANY(ARRAY({}))",
+        held_runs("lease_owner = $1")
+    ))
     .bind(owner)
     .bind(lease_secs)
     .execute(db)
@@ -564,9 +564,10 @@ pub async fn renew_leases(
 
 /// Gives the leases of this worker back (clean shutdown), so other workers resume at once.
 pub async fn release_leases(db: impl PgExecutor<'_>, owner: Uuid) -> sqlx::Result<u64> {
-    let done = sqlx::query(
-        "UPDATE runs SET lease_until = now() WHERE lease_owner = $1 AND status = 'running'",
-    )
+    let done = sqlx::query(&format!(
+        "UPDATE runs SET lease_until = now() WHERE id = ANY(ARRAY({}))",
+        held_runs("lease_owner = $1")
+    ))
     .bind(owner)
     .execute(db)
     .await?;
@@ -579,10 +580,10 @@ pub async fn release_runs(
     owner: Uuid,
     run_ids: &[Uuid],
 ) -> sqlx::Result<u64> {
-    let done = sqlx::query(
-        "UPDATE runs SET lease_until = now() WHERE id = ANY($2) AND lease_owner = $1 \
-         AND status = 'running'",
-    )
+    let done = sqlx::query(&format!(
+        "UPDATE runs SET lease_until = now() WHERE id = ANY(ARRAY({}))",
+        held_runs("id = ANY($2) AND lease_owner = $1")
+    ))
     .bind(owner)
     .bind(run_ids)
     .execute(db)
@@ -590,12 +591,22 @@ pub async fn release_runs(
     Ok(done.rows_affected())
 }
 
+/// The running runs matching `filter`, locked in id order. Every statement that locks many
+/// runs' rows locks them in this order (the heartbeat, the checkpoint writer, the completer),
+/// so two of them can wait for each other's rows but never deadlock; without it, a heartbeat
+/// updating in the table's order and a checkpoint batch locking in id order could each hold a
+/// row the other wants, and PostgreSQL would abort one of them. An `UPDATE` takes the ids as
+/// `id = ANY(ARRAY(…))`, which PostgreSQL evaluates once and then probes the primary key
+/// with, whatever its estimates.
+fn held_runs(filter: &str) -> String {
+    format!("SELECT id FROM runs WHERE {filter} AND status = 'running' ORDER BY id FOR UPDATE")
+}
+
 /// Stores checkpoints of runs' step records, each only while `owner` still holds its run (no
 /// other worker took it over); returns the runs it held, whose records were stored. One
 /// autocommit statement: the runs' rows stay locked until the records are durable, so a
-/// takeover waits for them; they are locked in id order, as every statement that locks many
-/// runs does, so two such statements cannot deadlock. A key already present (written by an
-/// earlier claim) is kept: records are immutable once durable.
+/// takeover waits for them; they are locked in id order ([`held_runs`]). A key already present
+/// (written by an earlier claim) is kept: records are immutable once durable.
 pub async fn checkpoint_runs(
     db: impl PgExecutor<'_>,
     owner: Uuid,
@@ -607,18 +618,14 @@ pub async fn checkpoint_runs(
     let columns = StepColumns::new(&rows);
     let sql = format!(
         r#"
-        WITH held AS (
-            SELECT id FROM runs
-            WHERE id = ANY($1) AND lease_owner = $2 AND status = 'running'
-            ORDER BY id
-            FOR UPDATE
-        ), stored AS (
+        WITH held AS ({}), stored AS (
             INSERT INTO run_steps ({STEP_FIELDS})
             SELECT s.* FROM {} WHERE s.run_id IN (SELECT id FROM held)
             ON CONFLICT (run_id, step_key) DO NOTHING
         )
         SELECT id FROM held
         "#,
+        held_runs("id = ANY($1) AND lease_owner = $2"),
         step_unnest(3)
     );
     let query = sqlx::query(&sql).bind(&ids).bind(owner);
@@ -792,16 +799,11 @@ pub async fn lock_owned_runs(
     run_ids: &[Uuid],
     owner: Uuid,
 ) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
-        r#"
-        SELECT id FROM runs WHERE id = ANY($1) AND lease_owner = $2 AND status = 'running'
-        ORDER BY id FOR UPDATE
-        "#,
-    )
-    .bind(run_ids)
-    .bind(owner)
-    .fetch_all(db)
-    .await
+    sqlx::query_scalar(&held_runs("id = ANY($1) AND lease_owner = $2"))
+        .bind(run_ids)
+        .bind(owner)
+        .fetch_all(db)
+        .await
 }
 
 /// A run's end, to record.
