@@ -168,3 +168,48 @@ async fn sigterm_stops_cleanly_and_a_restart_keeps_everything() {
     assert_eq!(meta["name"], "kept");
     assert!(terminate(&mut second).success());
 }
+
+/// A run still executing when the grace period ends is stopped with the process, not left
+/// running detached: the process exits, and the run's lease is handed back for another process
+/// to resume.
+#[tokio::test]
+async fn sigterm_stops_a_long_run_after_the_grace_period() {
+    let database_url = workbench_test_support::fresh_database_url().await;
+    let data_dir = temp_dir("long-run");
+    let (mut process, addr) = start_process(&data_dir, Some(&database_url)).await;
+    let app = TestApp::attach(addr, &data_dir);
+    let f = flow(
+        "outlives the grace period",
+        vec![trigger(&["wait"]), step("wait", "Delay", "delay", json!({"ms": 600_000}), &[])],
+    );
+    let (_, run_id) = app.start_run(&f, json!({})).await;
+    let db = sqlx::PgPool::connect(&database_url).await.unwrap();
+    let status = |db: sqlx::PgPool| {
+        let run_id = run_id.clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<uuid::Uuid>)>(
+                "SELECT status, lease_owner FROM runs WHERE id = $1::uuid",
+            )
+            .bind(&run_id)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status(db.clone()).await.0 != "running" {
+        assert!(Instant::now() < deadline, "the run never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    assert!(terminate(&mut process).success(), "SIGTERM must end with exit status 0");
+    let (after, owner) = status(db.clone()).await;
+    assert_eq!(after, "running", "the run is left to be resumed");
+    let expired: bool =
+        sqlx::query_scalar("SELECT lease_until <= now() FROM runs WHERE id = $1::uuid")
+            .bind(&run_id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(owner.is_some() && expired, "its lease is handed back at once");
+}

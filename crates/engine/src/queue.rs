@@ -19,6 +19,7 @@ use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio_util::task::AbortOnDropHandle;
 use uuid::Uuid;
 
 use crate::completion::{Completions, RunResult};
@@ -335,7 +336,11 @@ impl RunContext {
     async fn execute_guarded(&self, run: ClaimedRun) {
         let id = run.id;
         let this = self.clone();
-        if let Err(e) = tokio::spawn(async move { this.execute(run).await }).await {
+        // Aborting this task (the grace period at shutdown ran out) must stop the run too:
+        // left running detached, it would hold the writers' channels open and the process
+        // would wait for it to end before exiting.
+        let task = AbortOnDropHandle::new(tokio::spawn(async move { this.execute(run).await }));
+        if let Err(e) = task.await {
             if e.is_cancelled() {
                 return;
             }
