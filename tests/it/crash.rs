@@ -71,6 +71,16 @@ pub(crate) async fn start_process_with(
     }
 }
 
+/// A process on a database of its own, with a client for it; also its data directory and
+/// database URL, for a second process on the same data.
+async fn start_on_fresh_database(name: &str) -> (Process, TestApp, std::path::PathBuf, String) {
+    let database_url = workbench_test_support::fresh_database_url().await;
+    let data_dir = temp_dir(name);
+    let (process, addr) = start_process(&data_dir, Some(&database_url)).await;
+    let app = TestApp::attach(addr, &data_dir);
+    (process, app, data_dir, database_url)
+}
+
 pub(crate) fn terminate(process: &mut Process) -> std::process::ExitStatus {
     let child = &mut process.0;
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
@@ -99,10 +109,7 @@ async fn a_killed_workers_run_is_resumed_by_another_process() {
     let target_base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, target).await.unwrap() });
 
-    let database_url = workbench_test_support::fresh_database_url().await;
-    let data_dir = temp_dir("crash");
-    let (mut first, addr) = start_process(&data_dir, Some(&database_url)).await;
-    let app = TestApp::attach(addr, &data_dir);
+    let (mut first, app, data_dir, database_url) = start_on_fresh_database("crash").await;
     let f = flow(
         "survives a crash",
         vec![
@@ -174,10 +181,7 @@ async fn sigterm_stops_cleanly_and_a_restart_keeps_everything() {
 /// to resume.
 #[tokio::test]
 async fn sigterm_stops_a_long_run_after_the_grace_period() {
-    let database_url = workbench_test_support::fresh_database_url().await;
-    let data_dir = temp_dir("long-run");
-    let (mut process, addr) = start_process(&data_dir, Some(&database_url)).await;
-    let app = TestApp::attach(addr, &data_dir);
+    let (mut process, app, _, database_url) = start_on_fresh_database("long-run").await;
     let f = flow(
         "outlives the grace period",
         vec![trigger(&["wait"]), step("wait", "Delay", "delay", json!({"ms": 600_000}), &[])],

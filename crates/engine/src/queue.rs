@@ -489,17 +489,9 @@ async fn record_retrying(
     let mut delay = Duration::from_millis(100);
     let mut attempt = 1;
     loop {
-        let result = match writer.get().await {
-            Ok(db) => record_batch(db, owner, process, batch).await,
-            Err(e) => Err(e),
-        };
-        // On any error the connection goes: a transaction dropped on a plain connection is
-        // rolled back only when the connection is next used, and until then it would keep the
-        // runs' rows locked against `give_back`, which goes through the pool.
-        if result.is_err() {
-            writer.reset();
-        }
-        match result {
+        // A failed batch's connection goes (`WriterConnection::run`), and its aborted
+        // transaction with it: it would keep the runs locked against `give_back`.
+        match writer.run(async |db| record_batch(db, owner, process, batch).await).await {
             Ok(recorded) => return Ok(recorded),
             Err(e) if attempt < 5 && !is_data_error(&e) => {
                 tracing::warn!(error = %e, attempt, "recording finished runs failed; retrying");
@@ -579,10 +571,7 @@ impl Journal for PgJournal {
     async fn checkpoint(&self, records: Vec<StepRecord>) -> Result<(), JournalError> {
         let stopped = || JournalError::Write("the checkpoint writer has stopped".into());
         let (done, written) = oneshot::channel();
-        let bytes = records
-            .iter()
-            .map(|r| storable::json_len(&r.input) + storable::json_len(&r.output))
-            .sum();
+        let bytes = storable::records_len(&records);
         let checkpoint = Checkpoint { run_id: self.run_id, records, bytes, done };
         self.checkpoints.send(checkpoint).await.map_err(|_| stopped())?;
         match written.await.map_err(|_| stopped())? {
@@ -656,32 +645,21 @@ async fn write_checkpoint_batch(
     }
 }
 
-/// One statement of [`write_checkpoints`]. A failure other than refused data drops the
-/// connection and tries once more on a new one: the writer's connection may have broken while
-/// idle (PostgreSQL restarted), and a failed checkpoint fails its runs. Writing again is safe:
-/// only held runs are written, and records already stored are kept.
+/// One statement of [`write_checkpoints`]. A failure other than refused data is tried once
+/// more, on a new connection (`WriterConnection::run`): the old one may have broken while idle,
+/// and a failed checkpoint fails its runs. Writing again is safe: only held runs are written,
+/// and records already stored are kept.
 async fn write_checkpoint_statement(
     writer: &mut WriterConnection,
     owner: Uuid,
     runs: &[(Uuid, &[StepRecord])],
 ) -> sqlx::Result<HashSet<Uuid>> {
-    let mut tries = 2;
-    loop {
-        tries -= 1;
-        let result = match writer.get().await {
-            Ok(db) => store::checkpoint_runs(db, owner, runs).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Err(e) if !is_data_error(&e) => {
-                tracing::warn!(error = %e, runs = runs.len(), "writing checkpoints failed");
-                writer.reset();
-                if tries == 0 {
-                    return Err(e);
-                }
-            }
-            result => return result,
+    match writer.run(async |db| store::checkpoint_runs(db, owner, runs).await).await {
+        Err(e) if !is_data_error(&e) => {
+            tracing::warn!(error = %e, runs = runs.len(), "writing checkpoints failed; retrying");
+            writer.run(async |db| store::checkpoint_runs(db, owner, runs).await).await
         }
+        result => result,
     }
 }
 

@@ -34,11 +34,7 @@ impl RunJson {
             json.response = done.end.response.as_ref().map(|r| json_text(&*storable::json(r)));
             json.steps = bounded_json_text(&InlineSteps(&done.records), INLINE_RECORDS_MAX);
             if json.steps.is_none() {
-                json.outside = done
-                    .records
-                    .iter()
-                    .map(|r| storable::json_len(&r.input) + storable::json_len(&r.output))
-                    .sum();
+                json.outside = storable::records_len(&done.records);
             }
         }
         json

@@ -543,17 +543,23 @@ impl WriterConnection {
         WriterConnection { options, connection: None }
     }
 
-    /// The connection, made if there is none.
-    pub(crate) async fn get(&mut self) -> sqlx::Result<&mut PgConnection> {
+    /// Runs `statements` on the connection, made if there is none. After any failure the
+    /// connection is dropped and the next call connects afresh: it may have broken while idle
+    /// (PostgreSQL restarted), and a transaction dropped on a plain connection is rolled back
+    /// only when the connection is next used, keeping its rows locked until then.
+    pub(crate) async fn run<T>(
+        &mut self,
+        statements: impl AsyncFnOnce(&mut PgConnection) -> sqlx::Result<T>,
+    ) -> sqlx::Result<T> {
         if self.connection.is_none() {
             self.connection = Some(PgConnection::connect_with(&self.options).await?);
         }
-        Ok(self.connection.as_mut().expect("connected just above"))
-    }
-
-    /// Drops the connection after a failure that may have broken it.
-    pub(crate) fn reset(&mut self) {
-        self.connection = None;
+        let db = self.connection.as_mut().expect("connected just above");
+        let result = statements(db).await;
+        if result.is_err() {
+            self.connection = None;
+        }
+        result
     }
 }
 
@@ -576,13 +582,9 @@ async fn write_batches(
             let take = batch_len(batch.iter().map(|p| p.json.bytes()));
             let part: Vec<Pending> = batch.drain(..take).collect();
             let runs: Vec<_> = part.iter().map(|p| (&p.run, acceptance(&p.how), &p.json)).collect();
-            let result = match connection.get().await {
-                Ok(db) => store::accept_encoded(db, slot, &runs).await,
-                Err(e) => Err(e),
-            };
-            let result = result.map_err(|e| {
+            let result = connection.run(async |db| store::accept_encoded(db, slot, &runs).await);
+            let result = result.await.map_err(|e| {
                 tracing::warn!(error = %e, runs = part.len(), "storing submitted runs failed");
-                connection.reset();
                 e.to_string()
             });
             for p in part {

@@ -9,6 +9,8 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
+use crate::journal::StepRecord;
+
 /// What stands in for a NUL in stored text.
 const REPLACEMENT: &str = "\u{FFFD}";
 
@@ -28,6 +30,12 @@ pub fn json(value: &Value) -> Cow<'_, Value> {
     } else {
         Cow::Borrowed(value)
     }
+}
+
+/// The JSON text of the records' inputs and outputs, in bytes, as the statements that store
+/// them as rows bind it: what sizes a batch of them.
+pub fn records_len(records: &[StepRecord]) -> usize {
+    records.iter().map(|r| json_len(&r.input) + json_len(&r.output)).sum()
 }
 
 /// The length of `value` as JSON text, counted without building the text.
